@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ShopifyIntegrationConfig(AppConfig):
+    name = "shop_integrations.shopify"
+    label = "shopify_integration"
