@@ -19,3 +19,10 @@ def _install_schedule(sender: Celery, **kwargs) -> None:
     from retention_app.schedules import BEAT_SCHEDULE
 
     sender.conf.beat_schedule = BEAT_SCHEDULE
+
+
+@app.task(name="boomerang.ping", ignore_result=True)
+def ping(path: str) -> None:
+    """Health check: proves a worker consumes the default queue by writing "pong" to `path`."""
+    with open(path, "w") as fh:
+        fh.write("pong")

@@ -208,9 +208,12 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {"TITLE": "Boomerang API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False}
 
 # --- Celery --------------------------------------------------------------------------------------------
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
-if not REDIS_URL:
-    _broker_dir = VAR_DIR / "celery-broker"
+# CELERY_BROKER_URL_OVERRIDE / BOOMERANG_BROKER_DIR let end-to-end tests give a worker a broker of its own.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL_OVERRIDE", default="") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = Path(env.str("BOOMERANG_BROKER_DIR", default=str(VAR_DIR / "celery-broker")))
+    for _sub in ("", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
