@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from retention_app.shops.crypto import EncryptedTextField
+
 
 class Shop(models.Model):
     class Platform(models.TextChoices):
@@ -49,3 +51,28 @@ class Shop(models.Model):
     @property
     def is_installed(self) -> bool:
         return self.status == self.Status.INSTALLED
+
+
+class ShopCredential(models.Model):
+    """The platform access grant of a shop (one per shop). Tokens are encrypted at rest.
+
+    access_token_expires_at/refresh_token_expires_at are None for non-expiring tokens. Deleted when the app
+    is uninstalled (a reinstall creates a fresh one), cascades with the shop on shop/redact.
+    """
+
+    shop = models.OneToOneField(Shop, on_delete=models.CASCADE, related_name="credential")
+    access_token = EncryptedTextField()
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token = EncryptedTextField(blank=True, default="")
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    # Comma-separated scopes granted by the merchant.
+    scopes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"credential of {self.shop_id}"
+
+    def __repr__(self) -> str:
+        # Never show tokens (they are plain strings once loaded).
+        return f"<ShopCredential shop_id={self.shop_id} expires_at={self.access_token_expires_at}>"
