@@ -4,3 +4,15 @@ Add entries here (one per periodic task); the task itself lives in its domain's 
 """
 
 BEAT_SCHEDULE: dict[str, dict] = {}
+
+# Webhook ingress (retention_app/ingress/tasks.py).
+BEAT_SCHEDULE["ingress-requeue-stale-webhook-deliveries"] = {
+    "task": "retention_app.ingress.tasks.requeue_stale_webhook_deliveries",
+    "schedule": 300.0,
+    "options": {"expires": 240},
+}
+BEAT_SCHEDULE["ingress-purge-old-webhook-deliveries"] = {
+    "task": "retention_app.ingress.tasks.purge_old_webhook_deliveries",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
+}

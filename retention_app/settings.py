@@ -79,6 +79,10 @@ SHOPIFY_STORE_URL_TEMPLATE = env.str("SHOPIFY_STORE_URL_TEMPLATE", default="http
 SHOPIFY_DEV_SHOP_SUFFIX = env.str("SHOPIFY_DEV_SHOP_SUFFIX", default="")
 # Maximum age of an OAuth callback's timestamp, in seconds.
 SHOPIFY_OAUTH_MAX_AGE = env.int("SHOPIFY_OAUTH_MAX_AGE", default=300)
+# Webhook ingress: per platform, the function that maps a topic to its handler (retention_app/ingress).
+INGRESS_TOPIC_RESOLVERS = {"shopify": "shop_integrations.shopify.webhook_handlers.resolve"}
+# Benchmark mode (bench/webhook_ingress.py): exposes the do-nothing baseline view /webhooks/_bench/noop.
+BENCH = env.bool("BENCH", default=False)
 
 # --- Django --------------------------------------------------------------------------------------------
 INSTALLED_APPS = [

@@ -1,0 +1,553 @@
+"""Webhook ingress services (writes): receive a delivery, process it, and honour privacy requests.
+
+Receiving is the only thing done inside the webhook request: one shop lookup, one INSERT, one enqueue
+after commit. Everything else happens in `webhook_delivery_process`, run by a worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from enum import StrEnum
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from retention_app.commerce.models import Customer, FulfillmentEvent, Order
+from retention_app.ingress.dispatch import resolve_topic
+from retention_app.ingress.models import ComplianceAuditRecord, CustomerDataExport, WebhookDelivery
+from retention_app.shops import events as shop_events
+from retention_app.shops.models import Shop
+
+logger = logging.getLogger(__name__)
+
+# Stored deliveries are deleted after this many days (they contain personal data; see the purge task).
+DELIVERY_RETENTION_DAYS = 14
+
+
+class ReceiveOutcome(StrEnum):
+    STORED = "stored"  # new delivery, processing enqueued
+    DUPLICATE = "duplicate"  # this webhook id was already stored: nothing done
+    UNKNOWN_SHOP = "unknown_shop"  # no such shop here: nothing stored
+
+
+class TransientProcessingError(Exception):
+    """A handler failed in a way worth retrying later (network, throttling, database hiccup).
+
+    Raised by `webhook_delivery_process` after the failure was recorded on the delivery."""
+
+    def __init__(self, delivery_id: int, cause: BaseException) -> None:
+        super().__init__(f"delivery {delivery_id}: {cause!r}")
+        self.delivery_id = delivery_id
+        self.cause = cause
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth a retry: database/network trouble, or any error that says so (`retryable = True`,
+    e.g. the platform client's *RetryableError). Everything else (bad payload, bug, 4xx) is permanent."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    if getattr(exc, "retryable", False):
+        return True
+    return any("Retryable" in cls.__name__ for cls in type(exc).__mro__)
+
+
+# --- receiving (inside the webhook request) ------------------------------------------------------------
+
+
+def webhook_delivery_receive(
+    *,
+    platform: str,
+    shop_domain: str,
+    topic: str,
+    webhook_id: str,
+    payload: dict[str, Any],
+    event_id: str = "",
+    api_version: str = "",
+    triggered_at: dt.datetime | None = None,
+    is_compliance: bool = False,
+) -> ReceiveOutcome:
+    """Store a verified delivery once (unique webhook id) and enqueue its processing after commit.
+
+    A delivery for a shop unknown here is not stored (we hold nothing for it); for a compliance topic an
+    audit record says so, since the platform expects privacy requests to be answered."""
+    shop_id = Shop.objects.filter(platform=platform, domain=shop_domain).values_list("pk", flat=True).first()
+    if shop_id is None:
+        logger.info("webhook %s for unknown shop %s ignored (id %s)", topic, shop_domain, webhook_id)
+        if is_compliance:
+            compliance_audit_record_unknown_shop(
+                topic=topic, shop_domain=shop_domain, webhook_id=webhook_id, payload=payload
+            )
+        return ReceiveOutcome.UNKNOWN_SHOP
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                shop_id=shop_id,
+                platform=platform,
+                webhook_id=webhook_id,
+                event_id=event_id,
+                topic=topic,
+                shop_domain=shop_domain,
+                api_version=api_version,
+                triggered_at=triggered_at,
+                payload=payload,
+            )
+    except IntegrityError:
+        if WebhookDelivery.objects.filter(webhook_id=webhook_id).exists():
+            return ReceiveOutcome.DUPLICATE
+        raise
+    transaction.on_commit(lambda: webhook_delivery_enqueue(delivery_id=delivery.pk))
+    return ReceiveOutcome.STORED
+
+
+def webhook_delivery_enqueue(*, delivery_id: int) -> None:
+    """Queue the processing. A broker failure is logged, not raised: the row is stored and the
+    `requeue_stale_webhook_deliveries` sweep enqueues it again."""
+    from retention_app.ingress.tasks import process_webhook_delivery
+
+    try:
+        process_webhook_delivery.delay(delivery_id)
+    except Exception:
+        logger.exception("could not enqueue webhook delivery %s; the sweep will retry", delivery_id)
+
+
+# --- processing (in a worker) --------------------------------------------------------------------------
+
+
+def webhook_delivery_process(*, delivery_id: int) -> str | None:
+    """Process one stored delivery exactly once; return its new status, or None when there was nothing to
+    do (already processed, being processed by another worker, or deleted).
+
+    The delivery row is locked (skip_locked: a concurrent duplicate task walks away) and the handler runs
+    in a savepoint: when it raises, its writes are rolled back, the delivery is marked failed with the error
+    (so it is never lost and stays visible), and a transient error is re-raised as
+    TransientProcessingError for the task to retry with backoff."""
+    failure: BaseException | None = None
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("shop")
+            .filter(
+                pk=delivery_id, status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED]
+            )
+            .first()
+        )
+        if delivery is None:
+            return None
+        status, error = _run_handler(delivery)
+        if isinstance(error, BaseException):
+            failure = error
+            error = f"{type(error).__name__}: {error}"[:2000]
+        # update(), not save(): shop/redact may have deleted this very row (cascade); then 0 rows change.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=status,
+            attempts=delivery.attempts + 1,
+            last_error=error or "",
+            processed_at=timezone.now() if status != WebhookDelivery.Status.FAILED else None,
+            updated_at=timezone.now(),
+        )
+    if failure is not None and is_transient(failure):
+        raise TransientProcessingError(delivery_id, failure) from failure
+    return status
+
+
+def _run_handler(delivery: WebhookDelivery) -> tuple[str, str | BaseException]:
+    log_args = (delivery.topic, delivery.shop_domain, delivery.webhook_id)
+    if delivery.redacted_at is not None:
+        return WebhookDelivery.Status.IGNORED, "payload redacted before processing"
+    handler = resolve_topic(delivery.platform, delivery.topic)
+    if handler is None:
+        logger.warning("webhook %s for %s (id %s): no handler, ignored", *log_args)
+        return WebhookDelivery.Status.IGNORED, "no handler for this topic"
+    if not delivery.shop.is_installed and not handler.when_uninstalled:
+        logger.info("webhook %s for %s (id %s): shop not installed, ignored", *log_args)
+        return WebhookDelivery.Status.IGNORED, "shop not installed"
+    try:
+        with transaction.atomic():
+            handler.handle(delivery.shop, delivery.payload, delivery)
+    except Exception as exc:
+        logger.warning("webhook %s for %s (id %s) failed: %s", *log_args, type(exc).__name__, exc_info=True)
+        return WebhookDelivery.Status.FAILED, exc
+    return WebhookDelivery.Status.PROCESSED, ""
+
+
+def webhook_deliveries_requeue_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=10)) -> int:
+    """Enqueue again deliveries still pending after `older_than` (lost enqueue: broker down at commit,
+    worker killed after its retries ran out). Processing is idempotent, so a spare enqueue is harmless."""
+    cutoff = timezone.now() - older_than
+    ids = list(
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING, updated_at__lt=cutoff, redacted_at__isnull=True
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for delivery_id in ids:
+        webhook_delivery_enqueue(delivery_id=delivery_id)
+    return len(ids)
+
+
+def webhook_delivery_retry(*, delivery: WebhookDelivery) -> None:
+    """Put a failed delivery back in the queue (admin action)."""
+    updated = WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.FAILED).update(
+        status=WebhookDelivery.Status.PENDING, updated_at=timezone.now()
+    )
+    if updated:
+        transaction.on_commit(lambda: webhook_delivery_enqueue(delivery_id=delivery.pk))
+
+
+def webhook_deliveries_purge(*, older_than_days: int = DELIVERY_RETENTION_DAYS) -> int:
+    """Delete processed/ignored deliveries older than the retention period (they hold personal data)."""
+    cutoff = timezone.now() - dt.timedelta(days=older_than_days)
+    deleted, _ = WebhookDelivery.objects.filter(
+        received_at__lt=cutoff,
+        status__in=[WebhookDelivery.Status.PROCESSED, WebhookDelivery.Status.IGNORED],
+    ).delete()
+    return deleted
+
+
+# --- shop lifecycle --------------------------------------------------------------------------------------
+
+
+def shop_uninstall_apply(*, shop: Shop, uninstalled_at: dt.datetime | None) -> bool:
+    """app/uninstalled: mark the shop uninstalled (status, uninstalled_at), drop its tokens, and send
+    `shop_uninstalled` on commit (automations stop, scheduled messages are cancelled).
+
+    A stale uninstall (triggered before the latest install, e.g. delivered late after a reinstall) is
+    ignored. Returns True when the shop was marked uninstalled."""
+    from retention_app.shops.services import shop_credentials_drop
+
+    uninstalled_at = uninstalled_at or timezone.now()
+    if shop.installed_at and uninstalled_at < shop.installed_at:
+        logger.info("stale app/uninstalled for %s ignored (shop reinstalled since)", shop.domain)
+        return False
+    Shop.objects.filter(pk=shop.pk).update(
+        status=Shop.Status.UNINSTALLED, uninstalled_at=uninstalled_at, updated_at=timezone.now()
+    )
+    shop.refresh_from_db()
+    shop_credentials_drop(shop=shop)
+
+    def notify() -> None:
+        for receiver, result in shop_events.shop_uninstalled.send_robust(sender=Shop, shop=shop):
+            if isinstance(result, Exception):
+                logger.error("shop_uninstalled receiver %r failed", receiver, exc_info=result)
+
+    transaction.on_commit(notify)
+    logger.info("shop uninstalled: %s", shop.domain)
+    return True
+
+
+# --- compliance --------------------------------------------------------------------------------------------
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def _row(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    data = {}
+    for field in obj._meta.concrete_fields:
+        if field.name in exclude:
+            continue
+        data[field.attname if field.is_relation else field.name] = getattr(obj, field.attname)
+    return data
+
+
+def _matching_customers(shop: Shop, customer_platform_id: str, email: str):
+    cond = Q(pk__in=[])
+    if customer_platform_id:
+        cond |= Q(platform_id=customer_platform_id)
+    if email:
+        cond |= Q(email__iexact=email)
+    return Customer.objects.filter(cond, shop=shop)
+
+
+def _matching_orders(shop: Shop, customers, order_platform_ids: list[str], email: str):
+    cond = Q(customer__in=customers)
+    if order_platform_ids:
+        cond |= Q(platform_id__in=order_platform_ids)
+    if email:
+        cond |= Q(email__iexact=email)
+    return Order.objects.filter(cond, shop=shop)
+
+
+def customer_data_export_create(
+    *,
+    shop: Shop,
+    webhook_id: str,
+    customer_platform_id: str,
+    email: str = "",
+    phone: str = "",
+    order_platform_ids: list[str] | None = None,
+    data_request_id: str = "",
+    topic: str = "customers/data_request",
+) -> CustomerDataExport:
+    """customers/data_request: gather everything held about the customer (commerce rows read here, plus the
+    answers of every `customer_data_export` receiver) into a CustomerDataExport the merchant can see.
+    Idempotent per webhook id. Leaves a ComplianceAuditRecord without personal data."""
+    existing = CustomerDataExport.objects.filter(webhook_id=webhook_id).first()
+    if existing is not None:
+        return existing
+    order_platform_ids = [str(i) for i in order_platform_ids or []]
+    customers = list(_matching_customers(shop, customer_platform_id, email))
+    orders = list(
+        _matching_orders(shop, customers, order_platform_ids, email)
+        .prefetch_related("line_items", "fulfillments__events")
+        .order_by("placed_at", "pk")
+    )
+    primary = next((c for c in customers if c.platform_id == customer_platform_id), None) or (
+        customers[0] if customers else None
+    )
+    sections = []
+    for _receiver, response in shop_events.customer_data_export.send(
+        sender=CustomerDataExport,
+        shop=shop,
+        customer=primary,
+        customer_platform_id=customer_platform_id,
+        email=email,
+        phone=phone,
+    ):
+        if response:
+            sections.append(response)
+    data = _as_json(
+        {
+            "customer_platform_id": customer_platform_id,
+            "data_request_id": data_request_id,
+            "generated_at": timezone.now(),
+            "customers": [_row(c, exclude=("shop",)) for c in customers],
+            "orders": [
+                {
+                    **_row(o, exclude=("shop",)),
+                    "line_items": [_row(li, exclude=("shop", "order")) for li in o.line_items.all()],
+                    "fulfillments": [
+                        {
+                            **_row(f, exclude=("shop", "order")),
+                            "events": [_row(e, exclude=("shop", "fulfillment")) for e in f.events.all()],
+                        }
+                        for f in o.fulfillments.all()
+                    ],
+                }
+                for o in orders
+            ],
+            "sections": sections,
+        }
+    )
+    export = CustomerDataExport.objects.create(
+        shop=shop,
+        webhook_id=webhook_id,
+        customer_platform_id=customer_platform_id,
+        data_request_id=data_request_id,
+        data=data,
+    )
+    ComplianceAuditRecord.objects.get_or_create(
+        webhook_id=webhook_id,
+        defaults={
+            "topic": topic,
+            "shop_domain": shop.domain,
+            "platform_shop_id": shop.platform_shop_id,
+            "customer_platform_id": customer_platform_id,
+            "data_request_id": data_request_id,
+            "order_platform_ids": order_platform_ids,
+            "counts": {"customers": len(customers), "orders": len(orders), "sections": len(sections)},
+            "outcome": ComplianceAuditRecord.Outcome.EXPORTED,
+        },
+    )
+    return export
+
+
+def customer_personal_data_erase(
+    *,
+    shop: Shop,
+    webhook_id: str,
+    customer_platform_id: str,
+    email: str = "",
+    phone: str = "",
+    order_platform_ids: list[str] | None = None,
+    topic: str = "customers/redact",
+) -> ComplianceAuditRecord:
+    """customers/redact: erase the customer's personal data everywhere, keep non-personal facts (orders
+    and their amounts stay for the metrics, without email).
+
+    - `customer_redact` is sent first (while the customer row still holds its email) so every other
+      domain erases its own rows; it gets `email`/`phone` as extra keyword arguments too.
+    - Customer: email, names, phone, tags, locale, time zone blanked; marketing state REDACTED.
+    - Orders of the customer, orders listed in `order_platform_ids`, guest orders with that email: email and
+      locale blanked; their fulfillment events lose city/province (a delivery trail).
+    - Stored webhook deliveries mentioning the customer or those orders: payload replaced by ids only.
+    - Data exports of the customer: emptied.
+    Idempotent (per webhook id, and erasing twice changes nothing). Returns the audit record."""
+    existing = ComplianceAuditRecord.objects.filter(webhook_id=webhook_id).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    order_platform_ids = [str(i) for i in order_platform_ids or []]
+    customers_qs = _matching_customers(shop, customer_platform_id, email)
+    customers = list(customers_qs)
+    primary = next((c for c in customers if c.platform_id == customer_platform_id), None) or (
+        customers[0] if customers else None
+    )
+    orders_qs = _matching_orders(shop, customers, order_platform_ids, email)
+    order_ids = list(orders_qs.values_list("pk", flat=True))
+    all_order_platform_ids = sorted(
+        set(order_platform_ids) | set(orders_qs.values_list("platform_id", flat=True))
+    )
+
+    shop_events.customer_redact.send(
+        sender=ComplianceAuditRecord,
+        shop=shop,
+        customer=primary,
+        customer_platform_id=customer_platform_id,
+        order_platform_ids=all_order_platform_ids,
+        email=email,
+        phone=phone,
+    )
+
+    needles = {
+        s.lower() for s in [email, phone, *(c.email for c in customers), *(c.phone for c in customers)]
+    }
+    needles.discard("")
+    customer_ids = {customer_platform_id, *(c.platform_id for c in customers)} - {""}
+
+    n_customers = Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
+        email="",
+        first_name="",
+        last_name="",
+        phone="",
+        tags=[],
+        locale="",
+        timezone="",
+        marketing_state=Customer.MarketingState.REDACTED,
+        marketing_state_updated_at=now,
+        redacted_at=now,
+        updated_at=now,
+    )
+    n_orders = Order.objects.filter(pk__in=order_ids).update(
+        email="", customer_locale="", redacted_at=now, updated_at=now
+    )
+    n_events = FulfillmentEvent.objects.filter(fulfillment__order_id__in=order_ids).update(
+        city="", province=""
+    )
+    n_deliveries = _scrub_deliveries(
+        shop=shop, needles=needles, customer_ids=customer_ids, order_ids=set(all_order_platform_ids), now=now
+    )
+    n_exports = _erase_exports(shop=shop, needles=needles, customer_ids=customer_ids, now=now)
+
+    record, _ = ComplianceAuditRecord.objects.get_or_create(
+        webhook_id=webhook_id,
+        defaults={
+            "topic": topic,
+            "shop_domain": shop.domain,
+            "platform_shop_id": shop.platform_shop_id,
+            "customer_platform_id": customer_platform_id,
+            "order_platform_ids": all_order_platform_ids,
+            "counts": {
+                "customers": n_customers,
+                "orders": n_orders,
+                "fulfillment_events": n_events,
+                "webhook_deliveries_scrubbed": n_deliveries,
+                "data_exports_erased": n_exports,
+            },
+            "outcome": ComplianceAuditRecord.Outcome.REDACTED,
+        },
+    )
+    return record
+
+
+def _mentions(value: Any, *, needles: set[str], customer_ids: set[str], order_ids: set[str]) -> bool:
+    """Does a stored JSON payload mention the customer (email/phone anywhere, or a `customer` object with
+    its id) or one of the orders (`order_id`, or an order object's own id under `orders/*`)?"""
+    text = json.dumps(value).lower()
+    if any(n in text for n in needles):
+        return True
+
+    def walk(node: Any, parent_key: str) -> bool:
+        if isinstance(node, dict):
+            node_id = str(node.get("id", ""))
+            if parent_key == "customer" and node_id in customer_ids:
+                return True
+            if str(node.get("customer_id", "")) in customer_ids or str(node.get("order_id", "")) in order_ids:
+                return True
+            return any(walk(v, k) for k, v in node.items())
+        if isinstance(node, list):
+            return any(walk(v, parent_key) for v in node)
+        return False
+
+    return walk(value, "")
+
+
+def _scrub_deliveries(
+    *, shop: Shop, needles: set[str], customer_ids: set[str], order_ids: set[str], now: dt.datetime
+) -> int:
+    scrubbed = 0
+    rows = WebhookDelivery.objects.filter(shop=shop).only("pk", "topic", "payload").iterator(chunk_size=500)
+    for delivery in rows:
+        payload = delivery.payload
+        top_id = str(payload.get("id", "")) if isinstance(payload, dict) else ""
+        own = (delivery.topic.startswith("customers/") and top_id in customer_ids) or (
+            delivery.topic.startswith("orders/") and top_id in order_ids
+        )
+        if own or _mentions(payload, needles=needles, customer_ids=customer_ids, order_ids=order_ids):
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(
+                payload={"redacted": True, "id": top_id}, redacted_at=now, updated_at=now
+            )
+            scrubbed += 1
+    return scrubbed
+
+
+def _erase_exports(*, shop: Shop, needles: set[str], customer_ids: set[str], now: dt.datetime) -> int:
+    erased = 0
+    for export in CustomerDataExport.objects.filter(shop=shop, redacted_at__isnull=True).iterator():
+        if export.customer_platform_id in customer_ids or _mentions(
+            export.data, needles=needles, customer_ids=customer_ids, order_ids=set()
+        ):
+            CustomerDataExport.objects.filter(pk=export.pk).update(data={}, redacted_at=now)
+            erased += 1
+    return erased
+
+
+def shop_data_delete(*, shop: Shop, webhook_id: str, topic: str = "shop/redact") -> ComplianceAuditRecord:
+    """shop/redact: delete the Shop; every tenant-owned row cascades (including this delivery). The audit
+    record keeps only the domain, the platform shop id and the number of rows deleted per model."""
+    existing = ComplianceAuditRecord.objects.filter(webhook_id=webhook_id).first()
+    if existing is not None:
+        return existing
+    domain, platform_shop_id = shop.domain, shop.platform_shop_id
+    total, per_model = Shop.objects.filter(pk=shop.pk).delete()
+    logger.info("shop/redact: deleted %s rows of shop %s", total, domain)
+    record, _ = ComplianceAuditRecord.objects.get_or_create(
+        webhook_id=webhook_id,
+        defaults={
+            "topic": topic,
+            "shop_domain": domain,
+            "platform_shop_id": platform_shop_id,
+            "counts": {"total": total, **per_model},
+            "outcome": ComplianceAuditRecord.Outcome.SHOP_DELETED,
+        },
+    )
+    return record
+
+
+def compliance_audit_record_unknown_shop(
+    *, topic: str, shop_domain: str, webhook_id: str, payload: dict[str, Any]
+) -> ComplianceAuditRecord:
+    """A privacy request for a shop we hold nothing about: record that it was received and that nothing
+    was held. Only ids are copied from the payload."""
+    customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}
+    record, _ = ComplianceAuditRecord.objects.get_or_create(
+        webhook_id=webhook_id,
+        defaults={
+            "topic": topic,
+            "shop_domain": shop_domain,
+            "platform_shop_id": str(payload.get("shop_id", "") or ""),
+            "customer_platform_id": str(customer.get("id", "") or ""),
+            "data_request_id": str((payload.get("data_request") or {}).get("id", "") or "")
+            if isinstance(payload.get("data_request"), dict)
+            else "",
+            "outcome": ComplianceAuditRecord.Outcome.NO_DATA,
+        },
+    )
+    return record

@@ -1,0 +1,39 @@
+"""Thin Celery entry points of the webhook ingress: ids in, services do the work."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from retention_app.ingress import services
+from retention_app.queues import Queue
+
+
+@shared_task(
+    queue=Queue.WEBHOOKS,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(services.TransientProcessingError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+    ignore_result=True,
+)
+def process_webhook_delivery(delivery_id: int) -> None:
+    """Process one stored webhook delivery (idempotent: a processed delivery is skipped).
+
+    Transient handler errors are retried with exponential backoff and jitter (8 times, up to 10 min
+    apart); the delivery row records every failure, so nothing is lost when retries run out."""
+    services.webhook_delivery_process(delivery_id=delivery_id)
+
+
+@shared_task(queue=Queue.WEBHOOKS, ignore_result=True)
+def requeue_stale_webhook_deliveries() -> int:
+    """Periodic: enqueue again deliveries left pending (lost enqueue, retries exhausted by a crash)."""
+    return services.webhook_deliveries_requeue_stale()
+
+
+@shared_task(queue=Queue.DEFAULT, ignore_result=True)
+def purge_old_webhook_deliveries() -> int:
+    """Periodic: delete handled deliveries past the retention period (they contain personal data)."""
+    return services.webhook_deliveries_purge()

@@ -1,0 +1,83 @@
+"""POST /webhooks/shopify: the single endpoint for every Shopify webhook topic, compliance included.
+
+Order of checks: HMAC over the raw bytes (401), required headers (400), JSON body (400); then the delivery
+is stored once per webhook id and its processing enqueued after commit. Nothing else happens in the
+request, so it answers in milliseconds (Shopify gives up after about 5 s).
+
+Unknown topics are answered 200 and logged, but NOT stored: the app only subscribes to topics it handles,
+so an unknown topic is a configuration slip, and storing bodies full of personal data we have no use for
+would go against data minimisation. Deliveries for a shop unknown here are answered 200, logged, and not
+stored either (a compliance topic still leaves an audit record saying nothing was held).
+
+# Reference: https://shopify.dev/docs/apps/build/webhooks/subscribe/https
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from retention_app.ingress.services import webhook_delivery_receive
+from shop_integrations.shopify import webhook_handlers
+from shop_integrations.shopify.webhooks import verify_webhook_request
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_HEADERS = ("X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id")
+
+
+def _error(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def shopify_webhook(request: HttpRequest) -> HttpResponse:
+    body = request.body
+    if not verify_webhook_request(body, request.headers.get("X-Shopify-Hmac-Sha256", "")):
+        logger.warning("webhook with a missing or invalid HMAC rejected")
+        return _error("invalid or missing X-Shopify-Hmac-Sha256", 401)
+    values = {name: request.headers.get(name, "").strip() for name in REQUIRED_HEADERS}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        return _error(f"missing header(s): {', '.join(missing)}", 400)
+    topic = values["X-Shopify-Topic"]
+    shop_domain = values["X-Shopify-Shop-Domain"].lower()
+    webhook_id = values["X-Shopify-Webhook-Id"]
+    if len(topic) > 100 or len(shop_domain) > 255 or len(webhook_id) > 255:
+        return _error("header value too long", 400)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _error("body is not JSON", 400)
+    if not isinstance(payload, dict):
+        return _error("body must be a JSON object", 400)
+    if not webhook_handlers.is_known_topic(topic):
+        logger.warning(
+            "webhook topic %s from %s not handled (id %s): ignored", topic, shop_domain, webhook_id
+        )
+        return JsonResponse({"status": "ignored", "reason": "unknown topic"})
+    outcome = webhook_delivery_receive(
+        platform="shopify",
+        shop_domain=shop_domain,
+        topic=topic,
+        webhook_id=webhook_id,
+        payload=payload,
+        event_id=request.headers.get("X-Shopify-Event-Id", "")[:255],
+        api_version=request.headers.get("X-Shopify-API-Version", "")[:20],
+        triggered_at=webhook_handlers.parse_triggered_at(request.headers.get("X-Shopify-Triggered-At", "")),
+        is_compliance=topic in webhook_handlers.COMPLIANCE_TOPICS,
+    )
+    return JsonResponse({"status": outcome.value})
+
+
+def bench_noop(request: HttpRequest) -> HttpResponse:
+    """A Django view that does nothing: the baseline of bench/webhook_ingress.py (DEBUG or BENCH only)."""
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
+bench_noop = csrf_exempt(bench_noop)
