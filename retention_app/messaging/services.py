@@ -1,0 +1,131 @@
+"""Writes and rendering for messaging.
+
+Contract used by the automations engine:
+    message_render(*, shop, rule_key, locale, context) -> RenderedEmail(subject, html, text)
+raises MessageTemplateError (a merchant template that fails at render time; `.errors` says where) or
+LookupError (no template at all for that rule). See `variables.py` for what the context holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .locales import SUPPORTED_LOCALES, locale_normalize, locale_resolve
+from .models import MessageTemplate
+from .rendering import (
+    MessageTemplateError,
+    RenderedEmail,
+    TemplateFieldError,
+    email_render,
+    template_sources_validate,
+)
+from .selectors import message_template_get
+from .variables import SAMPLE_CONTEXT
+
+__all__ = [
+    "MessageTemplateError",
+    "RenderedEmail",
+    "TemplateFieldError",
+    "message_preview",
+    "message_render",
+    "message_template_reset",
+    "message_template_save",
+    "template_validate",
+]
+
+
+def _with_shop_defaults(shop, context: dict[str, Any] | None) -> dict[str, Any]:
+    ctx = dict(context or {})
+    if shop is not None:
+        for key, value in (
+            ("shop_name", shop.name or shop.domain),
+            ("shop_owner_name", shop.owner_name),
+            ("shop_url", shop.storefront_url),
+        ):
+            if not ctx.get(key):
+                ctx[key] = value
+    return ctx
+
+
+def message_render(*, shop, rule_key: str, locale: str | None, context: dict[str, Any]) -> RenderedEmail:
+    """Render the email of `rule_key` for one customer.
+
+    `locale` is the customer's locale as known (any form: "th-TH", "zh_Hant" …, or empty); the message is
+    written in it when supported, else in the shop's primary locale, else English. The merchant's template
+    for (shop, rule_key, that language) is used if written, else the default. shop_name, shop_owner_name
+    and shop_url are filled from the shop when the context lacks them.
+    """
+    lang = locale_resolve(customer_locale=locale, shop=shop)
+    source = message_template_get(shop=shop, rule_key=rule_key, locale=lang)
+    if source is None:
+        raise LookupError(f"no template for rule {rule_key!r}")
+    return email_render(
+        subject=source.subject,
+        html_body=source.html_body,
+        text_body=source.text_body,
+        context=_with_shop_defaults(shop, context),
+        locale=lang,
+    )
+
+
+def message_preview(
+    *,
+    shop,
+    rule_key: str,
+    locale: str | None,
+    subject: str,
+    html_body: str,
+    text_body: str = "",
+    context: dict[str, Any] | None = None,
+) -> RenderedEmail:
+    """Render unsaved template sources for the panel's live preview, with the sample context (or the one
+    given) and the shop's own name and address. Raises MessageTemplateError, whose `.errors` the preview
+    shows next to the fields."""
+    lang = locale_resolve(customer_locale=locale, shop=shop)
+    ctx = _with_shop_defaults(shop, {**SAMPLE_CONTEXT, **(context or {})})
+    if context is None and shop is not None:
+        # The sample's own shop values would hide the merchant's: use the shop's.
+        ctx.update(_with_shop_defaults(shop, {}))
+    return email_render(subject=subject, html_body=html_body, text_body=text_body, context=ctx, locale=lang)
+
+
+def template_validate(*, subject: str, html_body: str, text_body: str = "") -> list[TemplateFieldError]:
+    """Every problem of a template (syntax errors with line numbers, unknown variables, forbidden
+    constructs, errors of a trial render). Empty: fine to save. Each error has .field/.line/.message
+    and .as_dict()."""
+    return template_sources_validate(subject=subject, html_body=html_body, text_body=text_body)
+
+
+def message_template_save(
+    *, shop, rule_key: str, locale: str, subject: str, html_body: str, text_body: str = ""
+) -> MessageTemplate:
+    """Create or replace the merchant's template for (shop, rule, language). Raises ValidationError with
+    one message per field (line numbers included) when the template has a problem; saves nothing then."""
+    lang = locale_normalize(locale)
+    if lang not in SUPPORTED_LOCALES:
+        raise ValidationError({"locale": f"Unsupported language {locale!r}"})
+    errors = template_validate(subject=subject, html_body=html_body, text_body=text_body)
+    if errors:
+        by_field: dict[str, list[str]] = {}
+        for error in errors:
+            prefix = f"Line {error.line}: " if error.line else ""
+            by_field.setdefault(error.field, []).append(prefix + error.message)
+        raise ValidationError(by_field)
+    with transaction.atomic():
+        template, _ = MessageTemplate.objects.update_or_create(
+            shop=shop,
+            rule_key=rule_key,
+            locale=lang,
+            defaults={"subject": subject.strip(), "html_body": html_body, "text_body": text_body},
+        )
+    return template
+
+
+def message_template_reset(*, shop, rule_key: str, locale: str) -> bool:
+    """Drop the merchant's template so the default applies again. True when something was deleted."""
+    lang = locale_normalize(locale) or ""
+    deleted, _ = MessageTemplate.objects.filter(shop=shop, rule_key=rule_key, locale=lang).delete()
+    return bool(deleted)
