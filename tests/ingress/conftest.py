@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from django.utils import timezone
 
 from shop_integrations.shopify.webhooks import sign_webhook_body
 
@@ -43,7 +44,7 @@ class WebhookPoster:
             "X-Shopify-Webhook-Id": webhook_id,
             "X-Shopify-API-Version": "2026-01",
             "X-Shopify-Event-Id": str(uuid.uuid4()),
-            "X-Shopify-Triggered-At": "2026-11-23T05:00:00.000000Z",
+            "X-Shopify-Triggered-At": timezone.now().isoformat(),
             **(extra or {}),
         }
         for name in omit:
