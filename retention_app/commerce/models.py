@@ -222,3 +222,64 @@ class FulfillmentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} at {self.happened_at:%Y-%m-%d %H:%M}"
+
+
+class SyncJob(models.Model):
+    """One sync run of a shop's history (issue 4): a bulk backfill of customers or orders, a reconciliation
+    pass, or a CSV import. Holds the progress the panel shows (rows done / total, rate, ETA) and, for a
+    bulk backfill, the resume point: `bytes_done` is the byte offset in the JSONL result just after the
+    last line whose rows are committed (written in the same transaction as those rows)."""
+
+    class Kind(models.TextChoices):
+        CUSTOMERS = "customers", "Customers backfill"
+        ORDERS = "orders", "Orders backfill"
+        RECONCILE = "reconcile", "Reconciliation"
+        CSV_IMPORT = "csv_import", "CSV import"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to start"
+        RUNNING = "running", "Shopify is preparing the export"
+        DOWNLOADING = "downloading", "Writing rows"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING, Status.DOWNLOADING)
+
+    shop = models.ForeignKey("shops.Shop", on_delete=models.CASCADE, related_name="sync_jobs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    bulk_operation_id = models.CharField(max_length=255, blank=True, default="")
+    # Signed download address of the bulk result (expires after a week on Shopify).
+    result_url = models.TextField(blank=True, default="")
+    rows_total = models.BigIntegerField(null=True, blank=True)
+    rows_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    # Reconciliation: everything updated up to this time is synced (the next pass asks for updated_at:>it).
+    watermark = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # A worker owns the job until then (renewed after every batch); a crashed worker's lease runs out and
+    # the job is resumed from bytes_done by the next worker (see shop_integrations.shopify.sync).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    # When rows started being written (rate and ETA are measured from here).
+    writing_started_at = models.DateTimeField(null=True, blank=True)
+    rows_done_at_writing_start = models.BigIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # At most one active job of a kind per shop: starting a backfill twice starts it once.
+            models.UniqueConstraint(
+                fields=["shop", "kind"],
+                condition=models.Q(status__in=["pending", "running", "downloading"]),
+                name="syncjob_one_active_per_shop_kind",
+            )
+        ]
+        indexes = [models.Index(fields=["shop", "kind", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.shop_id}: {self.status}"
