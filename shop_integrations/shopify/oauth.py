@@ -23,7 +23,7 @@ from django.utils import timezone
 from pydantic import BaseModel, ValidationError
 
 from retention_app.shops.models import Shop, ShopCredential
-from retention_app.shops.services import AccessGrant, shop_credential_store
+from retention_app.shops.services import AccessGrant, ShopDetails, shop_credential_store, shop_install
 from shop_integrations.shopify.domains import require_shop_domain, store_base_url
 from shop_integrations.shopify.http import (
     ShopifyPermanentError,
@@ -275,3 +275,93 @@ def access_token_for(shop: Shop, *, rejected_token: str | None = None) -> str:
         shop_credential_store(shop=shop, grant=grant)
     logger.info("access token refreshed for %s", shop.domain)
     return grant.access_token
+
+
+# --- Install --------------------------------------------------------------------------------------------
+
+# Subscribed at install through webhookSubscriptionCreate (and declared in shopify.app.toml).
+WEBHOOK_TOPICS = (
+    "APP_UNINSTALLED",
+    "ORDERS_CREATE",
+    "ORDERS_UPDATED",
+    "ORDERS_PAID",
+    "ORDERS_CANCELLED",
+    "ORDERS_FULFILLED",
+    "FULFILLMENTS_CREATE",
+    "FULFILLMENTS_UPDATE",
+    "FULFILLMENT_EVENTS_CREATE",
+    "CUSTOMERS_CREATE",
+    "CUSTOMERS_UPDATE",
+    "BULK_OPERATIONS_FINISH",
+)
+
+
+def webhook_uri() -> str:
+    return f"{settings.APP_URL}/webhooks/shopify"
+
+
+def _locale(value: str) -> str:
+    value = (value or "en").lower()
+    if value in ("zh-tw", "zh-hk", "zh-hant", "zh-mo"):
+        return "zh-hant"
+    return value.split("-")[0][:16] or "en"
+
+
+def fetch_shop_details(client) -> ShopDetails:
+    """The shop's name, email, currency, IANA time zone and primary locale."""
+    from shop_integrations.shopify.documents import load
+
+    # Reference: https://shopify.dev/docs/api/admin-graphql/2026-01/queries/shop
+    shop = client.execute(load("shop"))["shop"]
+    primary_locale = "en"
+    try:
+        # Reference: https://shopify.dev/docs/api/admin-graphql/2026-01/queries/shopLocales
+        locales = client.execute(load("shop_locales"))["shopLocales"] or []
+        primary_locale = next((_locale(x["locale"]) for x in locales if x.get("primary")), "en")
+    except ShopifyPermanentError as exc:
+        # Not essential for the install: the merchant can set the language in the panel.
+        logger.warning("shop locales of %s not readable (%s); using en", client.shop_domain, exc)
+    return ShopDetails(
+        platform_shop_id=str(shop.get("id") or "").rsplit("/", 1)[-1],
+        name=shop.get("name") or "",
+        email=shop.get("email") or "",
+        currency=shop.get("currencyCode") or "USD",
+        timezone=shop.get("ianaTimezone") or "UTC",
+        primary_locale=primary_locale,
+        storefront_url=((shop.get("primaryDomain") or {}).get("url") or "").rstrip("/"),
+    )
+
+
+def register_webhooks(client) -> list[str]:
+    """Subscribe WEBHOOK_TOPICS to {APP_URL}/webhooks/shopify. Idempotent: a subscription that already
+    exists ("has already been taken") is fine. Returns the topics created now. Raises
+    ShopifyPermanentError on any other userError."""
+    from shop_integrations.shopify.documents import load
+
+    created = []
+    for topic in WEBHOOK_TOPICS:
+        # Reference: https://shopify.dev/docs/api/admin-graphql/2026-01/mutations/webhookSubscriptionCreate
+        result = client.execute(load("webhook_subscription_create"), {"topic": topic, "uri": webhook_uri()})
+        payload = result.get("webhookSubscriptionCreate")
+        if not isinstance(payload, dict):
+            raise ShopifyPermanentError(f"webhookSubscriptionCreate {topic}: no result")
+        errors = [e.get("message", "") for e in payload.get("userErrors") or []]
+        if errors and not all("taken" in message.lower() for message in errors):
+            raise ShopifyPermanentError(f"webhookSubscriptionCreate {topic}: {'; '.join(errors)}")
+        if not errors:
+            created.append(topic)
+    return created
+
+
+def complete_install(shop_domain: str, grant: AccessGrant) -> tuple[Shop, bool]:
+    """After a verified callback or a token exchange: read the shop's details and subscribe the webhooks
+    with the new token, then store the shop and its encrypted credential; events.shop_installed is sent
+    on commit (the initial sync starts from it). Webhooks come first so nothing that happens during the
+    backfill is missed. Returns (shop, reinstalled). Raises ShopifyError when the store fails us (nothing
+    is stored then; the merchant retries the install)."""
+    from shop_integrations.shopify.client import ShopifyClient
+
+    client = ShopifyClient.with_token(shop_domain, grant.access_token)
+    details = fetch_shop_details(client)
+    register_webhooks(client)
+    return shop_install(platform=Shop.Platform.SHOPIFY, domain=shop_domain, grant=grant, details=details)
