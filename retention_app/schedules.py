@@ -16,3 +16,15 @@ BEAT_SCHEDULE["ingress-purge-old-webhook-deliveries"] = {
     "schedule": 3600.0,
     "options": {"expires": 3000},
 }
+
+# Automations (retention_app/automations/tasks.py): the durable-schedule dispatcher and the win-back scan.
+BEAT_SCHEDULE["automations-messages-dispatch"] = {
+    "task": "automations.messages_dispatch",
+    "schedule": 10.0,
+    "options": {"expires": 9},
+}
+BEAT_SCHEDULE["automations-winback-scan"] = {
+    "task": "automations.winback_scan",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
+}

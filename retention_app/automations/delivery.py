@@ -1,0 +1,139 @@
+"""Handing one email to Django's email backend with a point of no return the database knows about.
+
+SMTP has no idempotency key, so the only way to never send twice is to know, after a crash, whether the
+server may have accepted the message. With Django's SMTP backend the transaction is driven step by step:
+MAIL FROM, RCPT TO, DATA -> 354, then `commit_point()` is called (the caller commits
+`Message.smtp_started_at` with a fenced conditional UPDATE), and only then is the body and the final "."
+sent. A crash before the commit point leaves an unfinished SMTP transaction, which the server discards:
+the message can safely be sent again. A crash after it (body on the wire, "250" not yet recorded as
+`sent`) is the one residual window: the message may or may not have been delivered, and it is recorded
+as failed with "delivery unknown" instead of being resent. The window is the body transfer plus one
+round trip plus one UPDATE (a few milliseconds on a LAN). The Message-ID header is derived from the row,
+so a receiver can recognise a copy if an operator chooses to resend.
+
+Other backends (django-anymail providers, locmem in tests) have no such step: `commit_point()` is called
+right before `send_messages()`, and an exception from the backend is treated as "delivery unknown".
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable
+
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.core.mail.message import sanitize_address
+
+
+class ClaimLost(Exception):
+    """The commit point could not be recorded (another worker owns the row now): nothing was sent."""
+
+
+class DeliveryRefused(Exception):
+    """The server refused the message with a definite answer: it was not accepted (safe to record)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class DeliveryUnknown(Exception):
+    """The connection broke after the commit point: the message may or may not have been delivered."""
+
+
+class DeliveryNotStarted(Exception):
+    """A failure before the commit point (connection, MAIL/RCPT): nothing was accepted; retry later."""
+
+
+class Courier:
+    """One open connection to the email backend, reused for a batch of messages."""
+
+    def __init__(self) -> None:
+        self.backend = get_connection(fail_silently=False)
+        self.stepwise = type(self.backend) is SMTPBackend
+
+    def close(self) -> None:
+        try:
+            self.backend.close()
+        except Exception:  # noqa: S110 (closing a broken connection may itself fail; nothing to do)
+            pass
+        if self.stepwise:
+            self.backend.connection = None
+
+    def send(self, message: EmailMessage, *, commit_point: Callable[[], bool]) -> None:
+        """Deliver `message`; `commit_point()` must durably record the point of no return and return
+        False when the row is no longer ours (then nothing is sent and ClaimLost is raised)."""
+        if not self.stepwise:
+            if not commit_point():
+                raise ClaimLost()
+            try:
+                sent = self.backend.send_messages([message])
+            except Exception as exc:
+                raise DeliveryUnknown(f"{type(exc).__name__}: {exc}") from exc
+            if not sent:
+                raise DeliveryUnknown("the email backend reported nothing sent")
+            return
+        self._send_smtp(message, commit_point)
+
+    def _send_smtp(self, message: EmailMessage, commit_point: Callable[[], bool]) -> None:
+        backend = self.backend
+        try:
+            if backend.connection is None:
+                backend.open()
+            conn: smtplib.SMTP = backend.connection
+            encoding = message.encoding or "utf-8"
+            from_addr = sanitize_address(message.from_email, encoding)
+            recipients = [sanitize_address(a, encoding) for a in message.recipients()]
+            body = message.message().as_bytes(linesep="\r\n")
+            conn.ehlo_or_helo_if_needed()
+            options = []
+            if conn.does_esmtp and conn.has_extn("size"):
+                options.append(f"size={len(body)}")
+            code, resp = conn.mail(from_addr, options)
+            if code != 250:
+                self._reset(conn)
+                raise DeliveryRefused(f"sender refused: {code} {resp!r}", permanent=code >= 500)
+            refused = {}
+            for rcpt in recipients:
+                code, resp = conn.rcpt(rcpt)
+                if code not in (250, 251):
+                    refused[rcpt] = (code, resp)
+            if len(refused) == len(recipients):
+                self._reset(conn)
+                code = min(c for c, _ in refused.values())
+                raise DeliveryRefused(f"recipient refused: {refused}", permanent=code >= 500)
+            conn.putcmd("data")
+            code, resp = conn.getreply()
+            if code != 354:
+                self._reset(conn)
+                raise DeliveryRefused(f"DATA refused: {code} {resp!r}", permanent=code >= 500)
+        except (DeliveryRefused, ClaimLost):
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise DeliveryNotStarted(f"{type(exc).__name__}: {exc}") from exc
+
+        if not commit_point():
+            # Drop the connection without the final "." so the server discards the transaction.
+            self.close()
+            raise ClaimLost()
+
+        # --- point of no return: from here a broken connection means "delivery unknown" ---
+        try:
+            data = smtplib._quote_periods(body)
+            if data[-2:] != b"\r\n":
+                data += b"\r\n"
+            conn.send(data + b".\r\n")
+            code, resp = conn.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise DeliveryUnknown(f"{type(exc).__name__}: {exc}") from exc
+        if code != 250:
+            # A definite answer: the server did not take the message.
+            raise DeliveryRefused(f"message refused: {code} {resp!r}", permanent=code >= 500)
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
