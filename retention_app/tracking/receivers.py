@@ -1,0 +1,43 @@
+"""Receivers of commerce and privacy events (connected in TrackingConfig.ready()).
+
+- order_upserted: bump the customer's recommendations version (what they bought changed) and enqueue the
+  attribution of the order to a tracking-page click (idempotent task, on commit).
+- fulfillment_upserted: nothing to invalidate: event data is never cached (the page reads it per request
+  and polls a version string to offer a reload).
+- customer_redact / customer_data_export: the customer's clicks.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from retention_app.commerce.events import order_upserted
+from retention_app.shops.events import customer_data_export, customer_redact
+
+
+@receiver(order_upserted, dispatch_uid="tracking.order_upserted")
+def _on_order_upserted(sender, order, created: bool = False, **kwargs) -> None:
+    from retention_app.tracking.services import tracking_customer_recs_invalidate
+    from retention_app.tracking.tasks import tracking_attribute_order_task
+
+    if order.customer_id is None:
+        return
+    if created:
+        tracking_customer_recs_invalidate(customer_id=order.customer_id)
+    order_id = order.pk
+    transaction.on_commit(lambda: tracking_attribute_order_task.delay(order_id))
+
+
+@receiver(customer_redact, dispatch_uid="tracking.customer_redact")
+def _on_customer_redact(sender, shop, customer=None, **kwargs) -> None:
+    from retention_app.tracking.services import tracking_customer_redact
+
+    tracking_customer_redact(shop=shop, customer=customer)
+
+
+@receiver(customer_data_export, dispatch_uid="tracking.customer_data_export")
+def _on_customer_data_export(sender, shop, customer=None, **kwargs) -> dict:
+    from retention_app.tracking.selectors import tracking_customer_data_export
+
+    return tracking_customer_data_export(shop=shop, customer=customer)

@@ -1,0 +1,237 @@
+"""Writes of the tracking domain: public links, branding, analytics (views, clicks) and attribution.
+
+Contract used by messaging (H5): `tracking_page_url(fulfillment) -> str`, an absolute URL
+`{settings.APP_URL}/t/<token>/` where the token is a random per-fulfillment public id signed with
+SECRET_KEY (django.core.signing, salt "tracking.page"): unguessable, tamper-evident, never a row id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from retention_app.commerce.models import Customer, Fulfillment, Order, Product
+from retention_app.shops.models import Shop
+from retention_app.tracking.models import (
+    TrackingAttribution,
+    TrackingBranding,
+    TrackingClick,
+    TrackingLink,
+    TrackingPageView,
+)
+from retention_app.tracking.presentation import normalize_hex
+
+TOKEN_SALT = "tracking.page"  # noqa: S105 (a signing namespace, not a secret)
+# Orders placed by the clicking customer within this window after a click are attributed to the click.
+ATTRIBUTION_WINDOW = dt.timedelta(days=7)
+
+
+def branding_cache_key(shop_id: int) -> str:
+    return f"tracking:branding:v1:{shop_id}"
+
+
+def customer_recs_version_key(customer_id: int) -> str:
+    return f"tracking:recs-version:{customer_id}"
+
+
+# --- public links ------------------------------------------------------------------------------------------
+
+
+def tracking_link_get_or_create(*, fulfillment: Fulfillment) -> TrackingLink:
+    """The fulfillment's public link, created once (unique on fulfillment; a concurrent creator wins)."""
+    try:
+        return TrackingLink.objects.get(fulfillment=fulfillment)
+    except TrackingLink.DoesNotExist:
+        pass
+    try:
+        with transaction.atomic():
+            return TrackingLink.objects.create(
+                shop_id=fulfillment.shop_id, fulfillment=fulfillment, public_id=secrets.token_urlsafe(16)
+            )
+    except IntegrityError:
+        return TrackingLink.objects.get(fulfillment=fulfillment)
+
+
+def tracking_token(*, link: TrackingLink) -> str:
+    return signing.Signer(salt=TOKEN_SALT).sign(link.public_id)
+
+
+def tracking_page_path(fulfillment: Fulfillment) -> str:
+    return f"/t/{tracking_token(link=tracking_link_get_or_create(fulfillment=fulfillment))}/"
+
+
+def tracking_page_url(fulfillment: Fulfillment) -> str:
+    """Absolute URL of the fulfillment's branded tracking page (settings.APP_URL + /t/<signed token>/)."""
+    return settings.APP_URL + tracking_page_path(fulfillment)
+
+
+def public_id_from_token(token: str) -> str | None:
+    """The public id inside a valid token, or None for a forged/garbled one (no query made)."""
+    if not token or len(token) > 128:
+        return None
+    try:
+        return signing.Signer(salt=TOKEN_SALT).unsign(token)
+    except signing.BadSignature:
+        return None
+
+
+# --- branding ----------------------------------------------------------------------------------------------
+
+
+class TrackingBrandingForm(forms.ModelForm):
+    """Validation of the branding the merchant sets in the panel (H8 may render this form as is)."""
+
+    logo_url = forms.URLField(required=False, max_length=1024, assume_scheme="https")
+
+    class Meta:
+        model = TrackingBranding
+        fields = [
+            "logo_url",
+            "brand_color",
+            "accent_color",
+            "background_color",
+            "show_recommendations",
+            "show_discount_code",
+        ]
+
+    def clean_logo_url(self) -> str:
+        url = (self.cleaned_data.get("logo_url") or "").strip()
+        if url and not url.lower().startswith("https://"):
+            raise ValidationError("The logo address must start with https:// (browsers block http images).")
+        return url
+
+    def _clean_color(self, name: str) -> str:
+        value = normalize_hex(self.cleaned_data.get(name) or "")
+        if value is None:
+            raise ValidationError("Enter a colour as #RRGGBB, for example #1f2937.")
+        return value
+
+    def clean_brand_color(self) -> str:
+        return self._clean_color("brand_color")
+
+    def clean_accent_color(self) -> str:
+        return self._clean_color("accent_color")
+
+    def clean_background_color(self) -> str:
+        return self._clean_color("background_color")
+
+
+def tracking_branding_update(*, shop: Shop, data: dict[str, Any]) -> TrackingBranding:
+    """Validate and save the shop's tracking-page branding; raises django ValidationError (message_dict)
+    on bad input, saving nothing. Missing keys keep their current values (partial update)."""
+    branding = TrackingBranding.objects.filter(shop=shop).first() or TrackingBranding(shop=shop)
+    current = {f: getattr(branding, f) for f in TrackingBrandingForm.Meta.fields}
+    merged = {**current, **{k: v for k, v in data.items() if k in current}}
+    form = TrackingBrandingForm(data=merged, instance=branding)
+    if not form.is_valid():
+        raise ValidationError(form.errors.as_data())
+    with transaction.atomic():
+        branding = form.save()
+        transaction.on_commit(lambda: cache.delete(branding_cache_key(shop.pk)))
+    return branding
+
+
+# --- analytics ---------------------------------------------------------------------------------------------
+
+
+def visitor_hash(*, ip: str, user_agent: str, day: dt.date) -> str:
+    """A keyed hash that identifies a browser for one day only; the IP itself is never stored."""
+    key = hashlib.sha256(f"{settings.SECRET_KEY}|tracking-visitor|{day.isoformat()}".encode()).digest()
+    return hmac.new(key, f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def tracking_page_view_record(*, shop_id: int, fulfillment_id: int, ip: str, user_agent: str) -> None:
+    """One INSERT per view, outside any transaction (autocommit): the page never waits on a lock."""
+    now = timezone.now()
+    day = now.date()
+    TrackingPageView.objects.create(
+        shop_id=shop_id,
+        fulfillment_id=fulfillment_id,
+        day=day,
+        visitor_hash=visitor_hash(ip=ip, user_agent=user_agent[:512], day=day),
+    )
+
+
+def tracking_click_record(
+    *,
+    fulfillment: Fulfillment,
+    kind: str,
+    product: Product | None = None,
+    discount_code: str = "",
+) -> TrackingClick:
+    return TrackingClick.objects.create(
+        shop_id=fulfillment.shop_id,
+        fulfillment=fulfillment,
+        customer_id=fulfillment.order.customer_id,
+        kind=kind,
+        product=product,
+        discount_code=discount_code[:255],
+    )
+
+
+def tracking_attribute_order(*, order: Order) -> TrackingAttribution | None:
+    """Attribute `order` to the customer's last tracking-page click within ATTRIBUTION_WINDOW before it.
+
+    Idempotent (unique per order); test orders, orders without customer and clicks made from the same
+    order's own tracking page are not attributed. Cancelled orders keep their row; metrics exclude them."""
+    if order.customer_id is None or order.is_test:
+        return None
+    existing = TrackingAttribution.objects.filter(order=order).first()
+    if existing is not None:
+        return existing
+    click = (
+        TrackingClick.objects.filter(
+            shop_id=order.shop_id,
+            customer_id=order.customer_id,
+            created_at__gte=order.placed_at - ATTRIBUTION_WINDOW,
+            created_at__lte=order.placed_at,
+        )
+        .exclude(fulfillment__order_id=order.pk)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if click is None:
+        return None
+    try:
+        with transaction.atomic():
+            return TrackingAttribution.objects.create(
+                shop_id=order.shop_id,
+                order=order,
+                click=click,
+                revenue=order.total_price or Decimal("0"),
+                currency=order.currency,
+            )
+    except IntegrityError:
+        return TrackingAttribution.objects.filter(order=order).first()
+
+
+# --- caches and privacy ------------------------------------------------------------------------------------
+
+
+def tracking_customer_recs_invalidate(*, customer_id: int) -> None:
+    """A new order changes what the customer already bought: bump their recommendations version."""
+    key = customer_recs_version_key(customer_id)
+    if not cache.add(key, 2, timeout=None):
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 2, timeout=None)
+
+
+def tracking_customer_redact(*, shop: Shop, customer: Customer | None) -> int:
+    """customers/redact: unlink the customer's clicks (the only per-customer rows here). Idempotent."""
+    if customer is None:
+        return 0
+    return TrackingClick.objects.filter(shop=shop, customer=customer).update(customer=None)
