@@ -1,0 +1,263 @@
+"""Merchant panel: server-rendered pages. Every page goes through `shop_required` (the shop comes from
+the panel session only) and every object lookup is filtered by that shop, so another merchant's ids 404."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.contrib import messages as flash
+from django.contrib.auth import authenticate, login, logout
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from retention_app.api.models import ShopApiToken
+from retention_app.api.services import api_token_create, api_token_revoke
+from retention_app.automations.models import Message
+from retention_app.commerce.models import Customer, Order
+from retention_app.metrics import selectors as metrics
+from retention_app.metrics.automation import automation_results
+from retention_app.panel import charts
+from retention_app.panel.auth import SESSION_KEY, login_shop, member_shops, shop_required
+from retention_app.panel.forms import ApiTokenForm, LoginForm, PanelSettingsForm, PeriodForm
+from retention_app.panel.models import NorthStar
+from retention_app.panel.services import panel_settings_get, panel_settings_update
+
+
+def _local_today(shop) -> dt.date:
+    return timezone.localtime(timezone.now(), metrics.shop_zone(shop)).date()
+
+
+def _period(request, shop) -> tuple[PeriodForm, dt.date, dt.date, int]:
+    today = _local_today(shop)
+    default_end = today + dt.timedelta(days=1)
+    initial = {"start": default_end - dt.timedelta(days=30), "end": default_end}
+    form = PeriodForm(request.GET or None, initial=initial)
+    start, end, window = initial["start"], initial["end"], shop.activity_window_days
+    if request.GET and form.is_valid():
+        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+        window = form.cleaned_data.get("window_days") or window
+    return form, start, end, window
+
+
+def _north_star(report, key: str) -> dict:
+    values = {
+        NorthStar.RETENTION_RATE: (report.retention_rate, "%"),
+        NorthStar.CHURN_RATE: (report.churn_rate, "%"),
+        NorthStar.REPEAT_PURCHASE_RATE: (report.repeat_purchase_rate, "%"),
+        NorthStar.ACTIVE_CUSTOMERS: (report.E, ""),
+        NorthStar.NEW_CUSTOMERS: (report.N, ""),
+        NorthStar.AVERAGE_ORDER_VALUE: (report.average_order_value, report.currency),
+        NorthStar.CUSTOMER_LIFETIME_VALUE: (report.customer_lifetime_value, report.currency),
+    }
+    value, unit = values.get(key, (None, ""))
+    return {"key": key, "label": NorthStar(key).label, "value": value, "unit": unit}
+
+
+@shop_required
+def dashboard(request):
+    shop = request.shop
+    form, start, end, window = _period(request, shop)
+    report = metrics.retention_report(shop=shop, start=start, end=end, window_days=window, with_cohorts=False)
+    cohorts = metrics.cohort_table(shop=shop, last_months=12)
+    this_month = _local_today(shop).replace(day=1)
+    series = metrics.retention_series(
+        shop=shop, days=metrics.month_starts(end_month_start=this_month, months=12), window_days=window
+    )
+    settings_row = panel_settings_get(shop=shop)
+    zone = metrics.shop_zone(shop)
+    results = automation_results(
+        shop=shop, start=metrics.local_midnight(start, zone), end=metrics.local_midnight(end, zone)
+    )
+    as_of = min(metrics.local_midnight(end, zone), timezone.now())
+    context = {
+        "form": form,
+        "report": report,
+        "north_star": _north_star(report, settings_row.north_star_metric),
+        "series": series,
+        "series_chart": charts.line_chart(
+            labels=[r["start"].strftime("%Y-%m") for r in series],
+            lines=[
+                ("retention", [r["retention_rate"] for r in series]),
+                ("churn", [r["churn_rate"] for r in series]),
+            ],
+        ),
+        "cohorts": cohorts,
+        "cohort_months": range(max((len(c.retention) for c in cohorts), default=0)),
+        "at_risk": metrics.customers_at_risk(shop=shop, as_of=as_of, window_days=window, limit=10),
+        "vips": list(
+            metrics.vip_customers(shop=shop, share_percent=settings_row.vip_share_percent, as_of=as_of)
+        )[:10],
+        "vip_share": settings_row.vip_share_percent,
+        "results": results,
+        "period_days": (end - start).days,
+    }
+    return render(request, "panel/dashboard.html", context)
+
+
+@shop_required
+def customers(request):
+    shop = request.shop
+    q = request.GET.get("q", "").strip()[:200]
+    qs = metrics.customer_value(shop=shop)
+    if q:
+        qs = qs.filter(Q(email__icontains=q) | Q(first_name__icontains=q) | Q(last_name__icontains=q))
+    page = Paginator(qs.order_by("-last_order_at", "id"), 50).get_page(request.GET.get("page"))
+    return render(request, "panel/customers.html", {"page": page, "q": q})
+
+
+@shop_required
+def customer_detail(request, customer_id: int):
+    shop = request.shop
+    customer = get_object_or_404(Customer, shop=shop, pk=customer_id)
+    context = {
+        "customer": customer,
+        "orders": Order.objects.filter(shop=shop, customer=customer).order_by("-placed_at")[:200],
+        "messages": Message.objects.filter(shop=shop, customer=customer).select_related("rule")[:200],
+        "codes": sorted(
+            {
+                code
+                for codes in Order.objects.filter(shop=shop, customer=customer).values_list(
+                    "discount_codes", flat=True
+                )
+                for code in (codes or [])
+            }
+        ),
+    }
+    return render(request, "panel/customer_detail.html", context)
+
+
+@shop_required
+def message_list(request):
+    shop = request.shop
+    qs = Message.objects.filter(shop=shop).select_related("rule", "customer")
+    status = request.GET.get("status", "")
+    if status in Message.Status.values:
+        qs = qs.filter(status=status)
+    page = Paginator(qs.order_by("-created_at", "-id"), 50).get_page(request.GET.get("page"))
+    return render(
+        request, "panel/messages.html", {"page": page, "status": status, "statuses": Message.Status.choices}
+    )
+
+
+@shop_required
+def sync_status(request):
+    shop = request.shop
+    from retention_app.commerce.selectors import sync_progress_for_shop
+    from retention_app.ingress.models import WebhookDelivery
+    from retention_app.ingress.selectors import webhook_deliveries_for_shop
+
+    deliveries = webhook_deliveries_for_shop(shop=shop)
+    context = {
+        "jobs": sync_progress_for_shop(shop=shop),
+        "last_webhook": deliveries.first(),
+        "failed_webhooks": deliveries.filter(status=WebhookDelivery.Status.FAILED)[:20],
+        "failed_count": deliveries.filter(status=WebhookDelivery.Status.FAILED).count(),
+        "pending_count": deliveries.filter(status=WebhookDelivery.Status.PENDING).count(),
+    }
+    return render(request, "panel/sync.html", context)
+
+
+@shop_required
+@require_http_methods(["GET", "POST"])
+def settings_view(request):
+    shop = request.shop
+    row = panel_settings_get(shop=shop)
+    form = PanelSettingsForm(
+        request.POST if request.method == "POST" else None,
+        instance=row,
+        initial={"activity_window_days": shop.activity_window_days},
+    )
+    if request.method == "POST" and form.is_valid():
+        panel_settings_update(
+            shop=shop,
+            north_star_metric=form.cleaned_data["north_star_metric"],
+            vip_share_percent=Decimal(form.cleaned_data["vip_share_percent"]),
+            activity_window_days=form.cleaned_data["activity_window_days"],
+        )
+        flash.success(request, _("Settings saved."))
+        return redirect("panel:settings")
+    context = {
+        "form": form,
+        "token_form": ApiTokenForm(),
+        "tokens": ShopApiToken.objects.filter(shop=shop, revoked_at__isnull=True).order_by("-created_at"),
+        "new_token": request.session.pop("panel_new_token", None),
+    }
+    return render(request, "panel/settings.html", context)
+
+
+@shop_required
+@require_POST
+def api_token_create_view(request):
+    form = ApiTokenForm(request.POST)
+    if form.is_valid():
+        _, plain = api_token_create(shop=request.shop, name=form.cleaned_data["name"])
+        # Shown once on the next page, then gone (never stored in clear).
+        request.session["panel_new_token"] = plain
+    return redirect("panel:settings")
+
+
+@shop_required
+@require_POST
+def api_token_revoke_view(request, token_id: int):
+    if not api_token_revoke(shop=request.shop, token_id=token_id):
+        raise Http404
+    flash.success(request, _("Token revoked."))
+    return redirect("panel:settings")
+
+
+def _safe_next(request, fallback: str) -> str:
+    nxt = request.POST.get("next") or request.GET.get("next") or ""
+    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}, require_https=False):
+        return nxt
+    return fallback
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request):
+    form = LoginForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        user = authenticate(
+            request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
+        )
+        if user is None:
+            error = _("Wrong username or password.")
+        else:
+            shop = member_shops(user).first()
+            if shop is None:
+                error = _("This account is not linked to any shop.")
+            else:
+                login(request, user)  # cycles the session key
+                request.session[SESSION_KEY] = shop.pk
+                return HttpResponseRedirect(_safe_next(request, reverse("panel:dashboard")))
+    return render(
+        request,
+        "panel/login.html",
+        {"form": form, "error": error, "next": _safe_next(request, "")},
+        status=200,
+    )
+
+
+@require_POST
+def logout_view(request):
+    logout(request)  # flushes the session, shop included
+    return redirect("panel:login")
+
+
+@shop_required
+@require_POST
+def switch_shop(request):
+    shop_id = request.POST.get("shop_id", "")
+    target = member_shops(request.user).filter(pk=int(shop_id) if shop_id.isdigit() else 0).first()
+    if target is None:
+        raise Http404
+    login_shop(request, target)
+    return redirect("panel:dashboard")
