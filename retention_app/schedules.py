@@ -17,6 +17,13 @@ BEAT_SCHEDULE["ingress-purge-old-webhook-deliveries"] = {
     "options": {"expires": 3000},
 }
 
+# Messaging (retention_app/messaging/tasks.py): unsubscribes not yet written back to the store.
+BEAT_SCHEDULE["messaging-consent-write-back-requeue"] = {
+    "task": "messaging.consent_write_back_requeue",
+    "schedule": 600.0,
+    "options": {"expires": 540},
+}
+
 # Automations (retention_app/automations/tasks.py): the durable-schedule dispatcher and the win-back scan.
 BEAT_SCHEDULE["automations-messages-dispatch"] = {
     "task": "automations.messages_dispatch",
@@ -27,4 +34,17 @@ BEAT_SCHEDULE["automations-winback-scan"] = {
     "task": "automations.winback_scan",
     "schedule": 3600.0,
     "options": {"expires": 3000},
+}
+
+# Commerce sync (shop_integrations/shopify/sync.py, reconcile.py): take over backfills whose worker died,
+# and repair missed webhooks by reading what changed since the last pass.
+BEAT_SCHEDULE["commerce-resume-stalled-sync-jobs"] = {
+    "task": "shop_integrations.shopify.sync.resume_stalled_sync_jobs",
+    "schedule": 60.0,
+    "options": {"expires": 50},
+}
+BEAT_SCHEDULE["commerce-reconcile"] = {
+    "task": "shop_integrations.shopify.reconcile.reconcile_all_shops",
+    "schedule": 900.0,
+    "options": {"expires": 800},
 }

@@ -8,13 +8,21 @@ LookupError (no template at all for that rule). See `variables.py` for what the 
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from retention_app.commerce.models import Customer
+from shop_integrations.gateway import PlatformPermanentError, PlatformRetryableError, platform_for
 
 from .locales import SUPPORTED_LOCALES, locale_normalize, locale_resolve
-from .models import MessageTemplate
+from .models import ConsentChange, MessageTemplate
 from .rendering import (
     MessageTemplateError,
     RenderedEmail,
@@ -25,8 +33,13 @@ from .rendering import (
 from .selectors import message_template_get
 from .variables import SAMPLE_CONTEXT
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "MessageTemplateError",
+    "consent_change_write_back",
+    "consent_changes_requeue_unsynced",
+    "customer_unsubscribe",
     "RenderedEmail",
     "TemplateFieldError",
     "message_preview",
@@ -129,3 +142,106 @@ def message_template_reset(*, shop, rule_key: str, locale: str) -> bool:
     lang = locale_normalize(locale) or ""
     deleted, _ = MessageTemplate.objects.filter(shop=shop, rule_key=rule_key, locale=lang).delete()
     return bool(deleted)
+
+
+# --- consent ------------------------------------------------------------------------------------------
+
+
+def _cancel_pending_marketing(customer, reason: str) -> int:
+    """Cancel the customer's scheduled marketing sends, through the automations domain when installed."""
+    try:
+        automations = importlib.import_module("retention_app.automations.services")
+    except ImportError:  # pragma: no cover (automations always ships with the app)
+        return 0
+    cancel = getattr(automations, "messages_cancel_pending_marketing", None)
+    return cancel(customer=customer, reason=reason) if cancel else 0
+
+
+def customer_unsubscribe(*, customer: Customer, source: str) -> bool:
+    """Unsubscribe a customer from marketing email, at once: marketing_state UNSUBSCRIBED, pending
+    marketing sends cancelled, and the change written back to the store after commit (a ConsentChange row,
+    retried on transient errors). Idempotent: an already unsubscribed customer changes nothing and
+    returns False."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = (
+            Customer.objects.filter(pk=customer.pk)
+            .exclude(marketing_state=Customer.MarketingState.UNSUBSCRIBED)
+            .update(
+                marketing_state=Customer.MarketingState.UNSUBSCRIBED,
+                marketing_state_updated_at=now,
+                updated_at=now,
+            )
+        )
+        if not changed:
+            return False
+        customer.marketing_state = Customer.MarketingState.UNSUBSCRIBED
+        customer.marketing_state_updated_at = now
+        change = ConsentChange.objects.create(
+            shop_id=customer.shop_id,
+            customer=customer,
+            marketing_state=Customer.MarketingState.UNSUBSCRIBED,
+            source=source,
+        )
+        _cancel_pending_marketing(customer, "The customer unsubscribed with the link in an email.")
+        transaction.on_commit(lambda: _enqueue_write_back(change.pk))
+    return True
+
+
+def _enqueue_write_back(change_id: int) -> None:
+    from .tasks import consent_write_back
+
+    consent_write_back.delay(change_id)
+
+
+def consent_change_write_back(*, consent_change_id: int) -> None:
+    """Write one consent change to the store. Done or given-up rows are skipped (idempotent).
+    Raises PlatformRetryableError for the task to retry later; a permanent refusal is recorded."""
+    change = (
+        ConsentChange.objects.select_related("shop", "customer")
+        .filter(pk=consent_change_id, synced_at__isnull=True, gave_up_at__isnull=True)
+        .first()
+    )
+    if change is None:
+        return
+    now = timezone.now()
+    platform = platform_for(change.shop) if change.shop.is_installed else None
+    if platform is None or not change.customer.platform_id:
+        ConsentChange.objects.filter(pk=change.pk).update(
+            gave_up_at=now, last_error="No store connection to write the change to.", updated_at=now
+        )
+        return
+    ConsentChange.objects.filter(pk=change.pk).update(attempts=F("attempts") + 1, updated_at=now)
+    try:
+        platform.update_email_consent(
+            customer_platform_id=change.customer.platform_id,
+            marketing_state=change.marketing_state,
+            updated_at=change.created_at,
+        )
+    except PlatformRetryableError as exc:
+        ConsentChange.objects.filter(pk=change.pk).update(
+            last_error=str(exc)[:2000], updated_at=timezone.now()
+        )
+        raise
+    except PlatformPermanentError as exc:
+        logger.warning("consent write-back %s refused by the store: %s", change.pk, exc)
+        ConsentChange.objects.filter(pk=change.pk).update(
+            gave_up_at=timezone.now(), last_error=str(exc)[:2000], updated_at=timezone.now()
+        )
+        return
+    ConsentChange.objects.filter(pk=change.pk).update(
+        synced_at=timezone.now(), last_error="", updated_at=timezone.now()
+    )
+
+
+def consent_changes_requeue_unsynced(*, older_than_seconds: int = 600, limit: int = 500) -> int:
+    """Enqueue again the write-backs left unsynced (a lost task, retries cut short by a crash)."""
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than_seconds)
+    ids = list(
+        ConsentChange.objects.filter(
+            synced_at__isnull=True, gave_up_at__isnull=True, updated_at__lt=cutoff
+        ).values_list("pk", flat=True)[:limit]
+    )
+    for change_id in ids:
+        _enqueue_write_back(change_id)
+    return len(ids)
