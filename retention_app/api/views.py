@@ -23,6 +23,7 @@ from retention_app.api.serializers import (
     RuleSerializer,
 )
 from retention_app.automations.models import Message, Rule
+from retention_app.automations.services import rule_update
 from retention_app.commerce.models import Order
 from retention_app.metrics.selectors import MetricsInputError, customer_value, retention_report
 
@@ -124,9 +125,8 @@ class RuleViewSet(ShopScopedMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyMod
         return Rule.objects.filter(shop=self.shop).order_by("id")
 
     def perform_update(self, serializer):
-        from retention_app.panel.rules import rule_set_enabled
-
-        rule_set_enabled(rule=serializer.instance, enabled=serializer.validated_data["enabled"])
+        if "enabled" in serializer.validated_data:
+            rule_update(rule=serializer.instance, data={"enabled": serializer.validated_data["enabled"]})
 
 
 class MessageViewSet(ShopScopedMixin, viewsets.ReadOnlyModelViewSet):

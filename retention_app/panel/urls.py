@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from retention_app.panel import views
+from retention_app.panel import rule_views, views
 
 app_name = "panel"
 urlpatterns = [
@@ -12,6 +12,11 @@ urlpatterns = [
     path("switch-shop/", views.switch_shop, name="switch_shop"),
     path("customers/", views.customers, name="customers"),
     path("customers/<int:customer_id>/", views.customer_detail, name="customer"),
+    path("rules/", rule_views.rule_list, name="rules"),
+    path("rules/<int:rule_id>/", rule_views.rule_edit, name="rule_edit"),
+    path("rules/<int:rule_id>/toggle/", rule_views.rule_toggle, name="rule_toggle"),
+    path("rules/<int:rule_id>/preview/", rule_views.rule_preview, name="rule_preview"),
+    path("rules/<int:rule_id>/test-send/", rule_views.rule_test_send_view, name="rule_test_send"),
     path("messages/", views.message_list, name="messages"),
     path("sync/", views.sync_status, name="sync"),
     path("settings/", views.settings_view, name="settings"),
