@@ -48,3 +48,16 @@ BEAT_SCHEDULE["commerce-reconcile"] = {
     "schedule": 900.0,
     "options": {"expires": 800},
 }
+
+# Commerce sync (shop_integrations/shopify/sync.py, reconcile.py): take over backfills whose worker died,
+# and repair missed webhooks by reading what changed since the last pass.
+BEAT_SCHEDULE["commerce-resume-stalled-sync-jobs"] = {
+    "task": "shop_integrations.shopify.sync.resume_stalled_sync_jobs",
+    "schedule": 60.0,
+    "options": {"expires": 50},
+}
+BEAT_SCHEDULE["commerce-reconcile"] = {
+    "task": "shop_integrations.shopify.reconcile.reconcile_all_shops",
+    "schedule": 900.0,
+    "options": {"expires": 800},
+}

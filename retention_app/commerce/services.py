@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 class MissingParent(LookupError):
     """The parent row (order of a fulfillment, fulfillment of an event) is not stored yet: retry later."""
 
+    # Read by the webhook ingress (retention_app.ingress.services.is_transient): worth a retry.
+    retryable = True
+
 
 @dataclass(frozen=True)
 class UpsertResult:

@@ -1,0 +1,259 @@
+"""Backfill: bulk JSONL streamed and written in batches, resumable, driven through the bulk-operation
+lifecycle (Shopify mocked at the HTTP boundary with `responses`)."""
+
+import datetime as dt
+import json
+
+import pytest
+import responses
+from django.db.models import Sum
+
+from retention_app.commerce import selectors
+from retention_app.commerce.models import Customer, LineItem, Order, SyncJob
+from retention_app.shops.events import shop_installed
+from shop_integrations.shopify import bulk, sync
+from shop_integrations.shopify.client import ShopifyClient
+from shop_integrations.shopify.sync_handlers import COMMERCE_TOPIC_HANDLERS
+from tests.sync.conftest import FIXTURES
+
+pytestmark = pytest.mark.django_db
+
+GRAPHQL = "https://acme.myshopify.com/admin/api/2026-01/graphql.json"
+RESULT_URL = "https://storage.example.com/bulk/orders.jsonl?sig=abc"
+
+
+def make_orders_jsonl(n_orders: int, items_per_order: int = 2) -> bytes:
+    lines = []
+    for i in range(1, n_orders + 1):
+        gid = f"gid://shopify/Order/{i}"
+        lines.append(
+            {
+                "id": gid,
+                "name": f"#{1000 + i}",
+                "email": f"c{i % 7}@example.com",
+                "createdAt": "2025-01-01T00:00:00Z",
+                "updatedAt": "2025-01-02T00:00:00Z",
+                "currencyCode": "USD",
+                "totalPriceSet": {"shopMoney": {"amount": f"{i}.50"}},
+                "displayFinancialStatus": "PAID",
+                "displayFulfillmentStatus": "FULFILLED",
+                "discountCodes": [],
+                "test": False,
+                "customer": {"id": f"gid://shopify/Customer/{i % 7}"},
+                "fulfillments": [],
+            }
+        )
+        for j in range(items_per_order):
+            lines.append(
+                {
+                    "id": f"gid://shopify/LineItem/{i * 10 + j}",
+                    "title": "Tea",
+                    "quantity": 1,
+                    "originalUnitPriceSet": {"shopMoney": {"amount": "1.00"}},
+                    "__parentId": gid,
+                }
+            )
+    return b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+
+
+def lines_of(data: bytes, start: int = 0):
+    offset = start
+    for raw in data[start:].split(b"\n"):
+        offset += len(raw) + 1
+        if raw:
+            yield raw, offset
+
+
+def test_load_jsonl_writes_parents_and_children_across_batches(shop):
+    data = make_orders_jsonl(10)
+    done = bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(data), batch_rows=4)  # children split from parents
+    assert done == 30
+    assert Order.objects.filter(shop=shop).count() == 10
+    assert LineItem.objects.filter(shop=shop).count() == 20
+    assert Customer.objects.filter(shop=shop).count() == 7  # stubs for the linked customers
+    assert Order.objects.filter(shop=shop, customer__isnull=True).count() == 0
+
+
+def test_crash_mid_load_resumes_from_committed_offset_without_duplicates(shop):
+    data = make_orders_jsonl(20)
+    progress = {}
+
+    class Crash(Exception):
+        pass
+
+    def on_batch(rows_done, bytes_done):
+        if rows_done > 25:
+            raise Crash  # the worker dies while writing the second batch: that batch rolls back
+        progress.update(rows=rows_done, offset=bytes_done)
+
+    with pytest.raises(Crash):
+        bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(data), on_batch=on_batch, batch_rows=25)
+    assert progress == {"rows": 25, "offset": progress["offset"]}
+    assert LineItem.objects.count() + Order.objects.count() == 25
+    done = bulk.load_jsonl(
+        shop_id=shop.pk, lines=lines_of(data, progress["offset"]), rows_done=progress["rows"], batch_rows=25
+    )
+    assert done == 60
+    assert Order.objects.count() == 20 and LineItem.objects.count() == 40
+    assert Order.objects.aggregate(s=Sum("total_price"))["s"] == sum(i + 0.5 for i in range(1, 21))
+
+
+@responses.activate
+@pytest.mark.parametrize("honours_range", [True, False])
+def test_stream_lines_resumes_with_range_or_skips_when_ignored(honours_range):
+    data = (FIXTURES / "bulk_operations_finish__orders.jsonl").read_bytes()
+    start = data.index(b"\n") + 1  # after the first line
+
+    def answer(request):
+        asked = request.headers.get("Range")
+        if honours_range and asked:
+            return 206, {}, data[int(asked.split("=")[1].rstrip("-")) :]
+        return 200, {}, data
+
+    responses.add_callback(responses.GET, RESULT_URL, callback=answer)
+    got = list(bulk.stream_lines(RESULT_URL, start=start))
+    assert [line for line, _ in got] == data[start:].rstrip(b"\n").split(b"\n")
+    assert got[-1][1] == len(data)
+    assert responses.calls[0].request.headers["Range"] == f"bytes={start}-"
+
+
+def graphql_answers(*answers):
+    """Register GraphQL answers served in order; returns the list of request bodies seen."""
+    seen = []
+    queue = list(answers)
+
+    def answer(request):
+        seen.append(json.loads(request.body))
+        return 200, {}, json.dumps({"data": queue.pop(0)})
+
+    responses.add_callback(responses.POST, GRAPHQL, callback=answer)
+    return seen
+
+
+@responses.activate
+def test_sync_job_runs_bulk_operation_to_completion(shop):
+    data = make_orders_jsonl(12)
+    (job_c, job_o) = sync.backfill_start(shop=shop)
+    op = "gid://shopify/BulkOperation/1"
+    seen = graphql_answers(
+        {"bulkOperationRunQuery": {"bulkOperation": {"id": op, "status": "CREATED"}, "userErrors": []}},
+        {"bulkOperation": {"id": op, "status": "RUNNING", "objectCount": "10"}},
+        {
+            "bulkOperation": {
+                "id": op,
+                "status": "COMPLETED",
+                "objectCount": "36",
+                "url": RESULT_URL,
+                "fileSize": str(len(data)),
+            }
+        },
+    )
+    responses.add(responses.GET, RESULT_URL, body=data)
+    reports = []
+    client = ShopifyClient.with_token(shop.domain, "tok", sleep=lambda s: None)
+    outcome = sync.sync_job_run(
+        job_id=job_o.pk, client=client, sleep=lambda s: None, progress=lambda j: reports.append(j.rows_done)
+    )
+    assert outcome == "completed"
+    assert "bulkOperationRunQuery" in seen[0]["query"] and "lineItems" in seen[0]["variables"]["query"]
+    assert seen[1]["variables"] == {"id": op}
+    job_o.refresh_from_db()
+    assert (job_o.status, job_o.rows_done, job_o.rows_total, job_o.bytes_done) == (
+        "completed",
+        36,
+        36,
+        len(data),
+    )
+    assert job_o.lease_until is None
+    assert Order.objects.filter(shop=shop).count() == 12
+    assert reports[-1] == 36
+    progress = selectors.sync_job_progress(job=job_o)
+    assert progress.percent == 100.0 and progress.eta is None
+    # running it again does nothing
+    assert sync.sync_job_run(job_id=job_o.pk, client=client) == "done"
+
+
+@responses.activate
+def test_failed_bulk_operation_marks_the_job_failed(shop):
+    (_, job) = sync.backfill_start(shop=shop)
+    graphql_answers(
+        {
+            "bulkOperationRunQuery": {
+                "bulkOperation": {"id": "gid://shopify/BulkOperation/2"},
+                "userErrors": [],
+            }
+        },
+        {
+            "bulkOperation": {
+                "id": "gid://shopify/BulkOperation/2",
+                "status": "FAILED",
+                "errorCode": "TIMEOUT",
+            }
+        },
+    )
+    client = ShopifyClient.with_token(shop.domain, "tok", sleep=lambda s: None)
+    assert sync.sync_job_run(job_id=job.pk, client=client, sleep=lambda s: None) == "failed"
+    job.refresh_from_db()
+    assert job.status == "failed" and "TIMEOUT" in job.error
+
+
+def test_backfill_starts_once_on_install(shop, django_capture_on_commit_callbacks, monkeypatch):
+    enqueued = []
+    monkeypatch.setattr(sync.run_sync_job, "delay", lambda job_id: enqueued.append(job_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        shop_installed.send(sender=None, shop=shop, reinstalled=False)
+        shop_installed.send(sender=None, shop=shop, reinstalled=False)  # a repeated signal starts nothing new
+    jobs = SyncJob.objects.filter(shop=shop)
+    assert sorted(jobs.values_list("kind", flat=True)) == ["customers", "orders"]
+    assert set(enqueued) == set(jobs.values_list("pk", flat=True))
+
+
+def test_a_held_lease_keeps_a_second_worker_out_and_expires(shop):
+    (job, _) = sync.backfill_start(shop=shop)
+    assert sync._claim(job.pk) is not None
+    assert sync.sync_job_run(job_id=job.pk) == "busy"
+    SyncJob.objects.filter(pk=job.pk).update(lease_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    assert sync._claim(job.pk) is not None  # a dead worker's lease ran out: taken over
+
+
+def test_progress_reports_rate_and_eta(shop):
+    start = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    job = SyncJob.objects.create(
+        shop=shop,
+        kind="orders",
+        status="downloading",
+        rows_total=1000,
+        rows_done=400,
+        rows_done_at_writing_start=100,
+        writing_started_at=start,
+    )
+    p = selectors.sync_job_progress(job=job, now=start + dt.timedelta(seconds=10))
+    assert p.rate == 30.0 and p.percent == 40.0 and p.eta == dt.timedelta(seconds=20)
+    assert [x.kind for x in selectors.sync_progress_for_shop(shop=shop)] == ["orders"]
+
+
+def test_commerce_topic_table_covers_the_topics_and_dispatches(shop, payload):
+    assert set(COMMERCE_TOPIC_HANDLERS) == {
+        "orders/create",
+        "orders/updated",
+        "orders/paid",
+        "orders/cancelled",
+        "orders/fulfilled",
+        "fulfillments/create",
+        "fulfillments/update",
+        "fulfillment_events/create",
+        "customers/create",
+        "customers/update",
+        "bulk_operations/finish",
+    }
+    COMMERCE_TOPIC_HANDLERS["orders/updated"](shop, payload("orders_updated__refunded_item_removed.json"))
+    COMMERCE_TOPIC_HANDLERS["orders/create"](shop, payload("orders_create__basic.json"))
+    COMMERCE_TOPIC_HANDLERS["fulfillments/update"](shop, payload("fulfillments_update__in_transit.json"))
+    COMMERCE_TOPIC_HANDLERS["fulfillment_events/create"](
+        shop, payload("fulfillment_events_create__delivered.json")
+    )
+    COMMERCE_TOPIC_HANDLERS["customers/update"](shop, payload("customers_update__unsubscribed.json"))
+    order = Order.objects.get(shop=shop)
+    assert order.line_items.count() == 1
+    assert order.fulfillments.get().shipment_status == "DELIVERED"
+    assert order.customer.marketing_state == "UNSUBSCRIBED"
