@@ -8,7 +8,6 @@ class ShopifyIntegrationConfig(AppConfig):
     def ready(self):
         from shop_integrations.shopify import checks  # noqa: F401 (registers the Shopify system checks)
 
-    def ready(self):
         connect_sync()
 
 
