@@ -6,6 +6,7 @@ Each action is `handler(ds, shop, obj_id, body) -> JSON-able`; ValueError -> 400
 from __future__ import annotations
 
 import html
+import json
 import time
 
 from werkzeug.wrappers import Response
@@ -179,3 +180,132 @@ def control_page(ds, request) -> Response:
         f"<th>App installed</th></tr>{rows}</table></body></html>"
     )
     return Response(body, mimetype="text/html")
+
+
+# store actions -----------------------------------------------------------------------------------------
+def _pick(body: dict, *names: str) -> dict:
+    return {n: body[n] for n in names if body.get(n) is not None}
+
+
+@action("seed")
+def seed(ds, shop, _id, body):
+    from .seed import seed_shop
+
+    return seed_shop(ds, shop, **_pick(body, "customers", "orders", "months", "seed", "webhooks"))
+
+
+@action("customers")
+def create_customer(ds, shop, _id, body):
+    from .commerce import create_customer as create
+
+    args = _pick(body, "email", "first_name", "last_name", "locale", "marketing_state", "phone", "tags")
+    customer_id = create(ds, shop, **args)
+    return customer(ds, shop, customer_id, {})
+
+
+@action("customer")
+def customer(ds, shop, customer_id, body):
+    from .payloads import customer_payload
+
+    row = ds.store.one("SELECT * FROM customers WHERE id=? AND shop=?", (customer_id, shop))
+    if row is None:
+        raise LookupError(f"customer {customer_id} not found")
+    return customer_payload(row, ds.store.shop(shop)["timezone"])
+
+
+@action("orders")
+def place_order(ds, shop, _id, body):
+    from .commerce import place_order as place
+
+    args = _pick(
+        body,
+        "email",
+        "customer_id",
+        "items",
+        "discount_code",
+        "currency",
+        "locale",
+        "first_name",
+        "last_name",
+        "accepts_marketing",
+        "paid",
+        "test",
+        "created_at",
+    )
+    return place(ds, shop, **args)
+
+
+@action("order")
+def order(ds, shop, order_id, body):
+    from .payloads import order_payload
+
+    with ds.store.lock:
+        row = ds.store.conn.execute("SELECT * FROM orders WHERE id=? AND shop=?", (order_id, shop)).fetchone()
+        if row is None:
+            raise LookupError(f"order {order_id} not found")
+        return order_payload(ds.store.conn, ds.store.shop(shop), row)
+
+
+@action("cancel")
+def cancel(ds, shop, order_id, body):
+    from .commerce import cancel_order
+
+    return cancel_order(ds, shop, order_id, **_pick(body, "reason"))
+
+
+@action("refund")
+def refund(ds, shop, order_id, body):
+    from .commerce import refund_order
+
+    return refund_order(ds, shop, order_id, **_pick(body, "amount"))
+
+
+@action("fulfill")
+def fulfill(ds, shop, order_id, body):
+    from .commerce import fulfill_order
+
+    return fulfill_order(
+        ds,
+        shop,
+        order_id,
+        **_pick(body, "tracking_company", "tracking_number", "tracking_url", "estimated_delivery_at"),
+    )
+
+
+@action("tracking_event")
+def tracking_event(ds, shop, fulfillment_id, body):
+    from .commerce import add_tracking_event
+
+    args = _pick(
+        body, "status", "message", "city", "province", "country", "happened_at", "estimated_delivery_at"
+    )
+    if "status" not in args:
+        raise ValueError("status is required")
+    return add_tracking_event(ds, shop, fulfillment_id, **args)
+
+
+@action("consent")
+def consent(ds, shop, customer_id, body):
+    from .commerce import set_consent
+
+    if not body.get("state"):
+        raise ValueError("state is required")
+    return set_consent(ds, shop, customer_id, state=body["state"])
+
+
+@action("discounts", "GET")
+def discounts(ds, shop, _id, body):
+    out = []
+    for r in ds.store.all("SELECT * FROM discounts WHERE shop=? ORDER BY id", (shop,)):
+        d = dict(r)
+        d["customer_ids"] = json.loads(d["customer_ids"])
+        d["usage_count"] = ds.store.one(
+            "SELECT count(*) AS n FROM discount_usages WHERE discount_id=?", (r["id"],)
+        )["n"]
+        out.append(d)
+    return out
+
+
+@action("bulk_operations", "GET")
+def bulk_operations(ds, shop, _id, body):
+    return [dict(r) for r in ds.store.all("SELECT * FROM bulk_operations WHERE shop=? ORDER BY id", (shop,))]

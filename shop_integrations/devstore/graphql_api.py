@@ -183,7 +183,14 @@ class GraphQLAPI:
                     }
                 )
             bucket.available -= requested
-        context = {"shop": shop, "client_id": token["client_id"], "scope": token["scope"], "ds": self.ds}
+        context = {
+            "shop": shop,
+            "client_id": token["client_id"],
+            "scope": token["scope"],
+            "ds": self.ds,
+            "shop_row": self.ds.store.shop(shop),
+            "db": self.ds.store.all,
+        }
         result = execute(
             self.schema,
             document,

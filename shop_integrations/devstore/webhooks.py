@@ -59,7 +59,16 @@ class WebhookDispatcher:
             return 0
         mode = self.ds.setting("webhook_mode") or {}
         copies = 2 if mode.get("duplicate") else 1
-        delay = float(mode.get("reorder_window", 0.3)) if mode.get("reorder") else 0.0
+        due = time.time()
+        if mode.get("reorder"):
+            # Hold deliveries for a window; everything queued meanwhile joins the same batch, which is then
+            # delivered newest first.
+            held = self.store.one(
+                "SELECT max(next_at) AS t FROM webhook_queue WHERE status='pending' AND attempts=0 "
+                "AND next_at>?",
+                (due,),
+            )["t"]
+            due = held or due + float(mode.get("reorder_window", 0.3))
         body = json.dumps(payload).encode()
         event_id = str(uuid.uuid4())
         triggered = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -77,7 +86,7 @@ class WebhookDispatcher:
                         webhook_id,
                         event_id,
                         triggered,
-                        time.time() + delay,
+                        due,
                     )
                 )
         sql = (
