@@ -257,3 +257,67 @@ def test_commerce_topic_table_covers_the_topics_and_dispatches(shop, payload):
     assert order.line_items.count() == 1
     assert order.fulfillments.get().shipment_status == "DELIVERED"
     assert order.customer.marketing_state == "UNSUBSCRIBED"
+
+
+@responses.activate
+def test_sync_shop_command_runs_both_jobs_with_a_progress_bar(shop):
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from retention_app.shops.services import AccessGrant, shop_credential_store
+
+    shop_credential_store(
+        shop=shop,
+        grant=AccessGrant(
+            access_token="tok",
+            scopes="read_orders",
+            access_token_expires_at=timezone.now() + dt.timedelta(hours=1),
+            refresh_token="ref",
+            refresh_token_expires_at=timezone.now() + dt.timedelta(days=1),
+        ),
+    )
+    customers = (FIXTURES / "bulk_operations_finish__customers.jsonl").read_bytes()
+    orders = (FIXTURES / "bulk_operations_finish__orders.jsonl").read_bytes()
+    graphql_answers(
+        {
+            "bulkOperationRunQuery": {
+                "bulkOperation": {"id": "gid://shopify/BulkOperation/1"},
+                "userErrors": [],
+            }
+        },
+        {
+            "bulkOperation": {
+                "status": "COMPLETED",
+                "objectCount": "2",
+                "url": RESULT_URL + "c",
+                "fileSize": "1",
+            }
+        },
+        {
+            "bulkOperationRunQuery": {
+                "bulkOperation": {"id": "gid://shopify/BulkOperation/2"},
+                "userErrors": [],
+            }
+        },
+        {
+            "bulkOperation": {
+                "status": "COMPLETED",
+                "objectCount": "5",
+                "url": RESULT_URL + "o",
+                "fileSize": "1",
+            }
+        },
+    )
+    responses.add(responses.GET, RESULT_URL + "c", body=customers)
+    responses.add(responses.GET, RESULT_URL + "o", body=orders)
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("sync_shop", "--shop", shop.domain, stdout=out, stderr=err)
+    assert "backfill complete" in out.getvalue()
+    assert "Orders backfill" in err.getvalue() and "5/5 (100%)" in err.getvalue()
+    assert Customer.objects.get(shop=shop, platform_id="706405506930370084").first_name == "พลอย"
+    assert Order.objects.filter(shop=shop).count() == 2
+    out = io.StringIO()
+    call_command("sync_shop", "--shop", shop.domain, stdout=out)
+    assert "already complete" in out.getvalue()
