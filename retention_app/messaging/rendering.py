@@ -36,6 +36,8 @@ from .variables import VARIABLES
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 MAX_REPEAT = 10_000  # longest string/list a template may build with `*`
 MAX_POWER = 100  # largest exponent for `**`
+MAX_OUTPUT = 512 * 1024  # longest rendered field: a loop cannot build a giant email or eat the memory
+MAX_SOURCE = 100 * 1024  # longest template field a merchant may save
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,27 @@ _INLINER = css_inline.CSSInliner(
 )
 
 
+def _structure_problems(ast: nodes.Template) -> list[tuple[str, int]]:
+    """Constructs that could make one render run for minutes: macros and call blocks (unbounded
+    recursion/fan-out), recursive loops, loops inside loops. An email needs none of them."""
+    problems: list[tuple[str, int]] = []
+    for node in ast.find_all((nodes.Macro, nodes.CallBlock)):
+        problems.append(("Macros are not allowed in email templates", node.lineno))
+    for loop in ast.find_all(nodes.For):
+        if loop.recursive:
+            problems.append(("Recursive loops are not allowed", loop.lineno))
+        for inner in loop.find_all(nodes.For):
+            problems.append(("Loops inside loops are not allowed", inner.lineno))
+    return problems
+
+
 @functools.lru_cache(maxsize=512)
 def _compile(kind: str, source: str):
     env = HTML_ENV if kind == "html" else TEXT_ENV
+    problems = _structure_problems(env.parse(source))
+    if problems:
+        message, line = problems[0]
+        raise SecurityError(f"line {line}: {message}")
     return env.from_string(source)
 
 
@@ -141,9 +161,20 @@ def context_sanitize(context: dict[str, Any] | None, *, locale: str) -> dict[str
 # --- rendering ----------------------------------------------------------------------------------------
 
 
+def _render_bounded(template, context: dict[str, str]) -> str:
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(f"the rendered text is longer than {MAX_OUTPUT // 1024} KB")
+        parts.append(chunk)
+    return "".join(parts)
+
+
 def _render(kind: str, field: str, source: str, context: dict[str, str]) -> str:
     try:
-        return _compile(kind, source).render(context)
+        return _render_bounded(_compile(kind, source), context)
     except TemplateSyntaxError as exc:
         raise MessageTemplateError([TemplateFieldError(field, exc.message or str(exc), exc.lineno)]) from exc
     except TemplateError as exc:
@@ -282,6 +313,8 @@ def _static_problems(field: str, ast: nodes.Template) -> list[TemplateFieldError
     for node in ast.find_all(nodes.Getitem):
         if isinstance(node.arg, nodes.Const) and str(node.arg.value).startswith("_"):
             problems.append(TemplateFieldError(field, f"Key '{node.arg.value}' is not allowed", node.lineno))
+    for message, line in _structure_problems(ast):
+        problems.append(TemplateFieldError(field, message, line))
     for kind in (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends):
         for node in ast.find_all(kind):
             problems.append(
@@ -310,6 +343,10 @@ def template_sources_validate(
     parsed_ok = True
     for field, kind, source in fields:
         if not source:
+            continue
+        if len(source) > MAX_SOURCE:
+            errors.append(TemplateFieldError(field, f"Too long (at most {MAX_SOURCE // 1024} KB)"))
+            parsed_ok = False
             continue
         env = HTML_ENV if kind == "html" else TEXT_ENV
         try:

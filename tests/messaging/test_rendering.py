@@ -125,6 +125,31 @@ def test_memory_bombs_are_refused():
     assert "xxxx" in render_source("{{ 'x' * 4 }}").html
 
 
+def test_output_size_is_bounded():
+    loop = "{% for a in 'x' * 9000 %}{{ shop_name * 100 }}{% endfor %}"
+    with pytest.raises(MessageTemplateError, match="longer than"):
+        render_source(loop, context={"shop_name": "Acme"})
+    errors = template_validate(subject="Hi", html_body="<p>x</p>" * 20000)
+    assert errors and errors[0].message.startswith("Too long")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% for a in 'x' * 9999 %}{% for b in 'x' * 9999 %}{% endfor %}{% endfor %}",
+        "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}",
+        "{% macro m() %}{{ caller() }}{% endmacro %}{% call m() %}x{% endcall %}",
+        "{% for a in shop_name recursive %}{{ loop(a) }}{% endfor %}",
+    ],
+)
+def test_cpu_bombs_are_refused_before_running(source):
+    """Nested loops, macros and recursive loops could keep a worker busy for minutes: refused up front."""
+    with pytest.raises(MessageTemplateError, match="not allowed"):
+        render_source(source, context={"shop_name": "Acme"})
+    errors = template_validate(subject="Hi", html_body=source)
+    assert any("not allowed" in e.message and e.line == 1 for e in errors)
+
+
 def test_context_objects_never_reach_the_template(shop):
     """Even if a caller passed a model instance, the template only sees its string form."""
     rendered = render_source(
