@@ -12,6 +12,7 @@ Routes (retention_app/tracking/urls.py):
 from __future__ import annotations
 
 import hmac
+from decimal import Decimal
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -45,9 +46,9 @@ LOOKUP_LIMIT_PER_IP = getattr(settings, "TRACKING_LOOKUP_LIMIT_PER_IP", (10, 600
 LOOKUP_LIMIT_PER_SHOP = getattr(settings, "TRACKING_LOOKUP_LIMIT_PER_SHOP", (300, 600))
 
 
-def _private(response: HttpResponse) -> HttpResponse:
+def _private(response: HttpResponse, *, referrer_policy: str = "no-referrer") -> HttpResponse:
     # The token must not leak to the store or carrier through Referer; the page is personal.
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = referrer_policy
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
@@ -139,7 +140,15 @@ def tracking_page(request: HttpRequest, token: str) -> HttpResponse:
             "code_expires": day(code.expires_at)
             if code is not None and getattr(code, "expires_at", None)
             else None,
-            "recs": recs,
+            "recs": [
+                {
+                    **r,
+                    "price": formats.number_format(Decimal(r["price"]), 2, use_l10n=True)
+                    if r["price"]
+                    else "",
+                }
+                for r in recs
+            ],
             "token": token,
             "version": _version(fulfillment, len(events), events[0].id if events else 0),
         }
@@ -283,7 +292,10 @@ def tracking_lookup(request: HttpRequest, shop_domain: str) -> HttpResponse:
             "colors": _colors(branding),
             "error": error,
             "order_number": order_number,
+            # Not no-referrer here: the browser would then send "Origin: null" with the POST and Django's
+            # CSRF origin check would refuse it. The lookup URL holds no secret.
+            "referrer_policy": "same-origin",
         }
         response = render(request, "tracking/lookup.html", context, status=status_code)
     response["Content-Language"] = lang
-    return _private(response)
+    return _private(response, referrer_policy="same-origin")
