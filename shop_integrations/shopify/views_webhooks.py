@@ -51,7 +51,8 @@ def shopify_webhook(request: HttpRequest) -> HttpResponse:
     if len(topic) > 100 or len(shop_domain) > 255 or len(webhook_id) > 255:
         return _error("header value too long", 400)
     try:
-        payload = json.loads(body)
+        text = body.decode("utf-8")
+        payload = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         return _error("body is not JSON", 400)
     if not isinstance(payload, dict):
@@ -67,6 +68,7 @@ def shopify_webhook(request: HttpRequest) -> HttpResponse:
         topic=topic,
         webhook_id=webhook_id,
         payload=payload,
+        raw_body=text,
         event_id=request.headers.get("X-Shopify-Event-Id", "")[:255],
         api_version=request.headers.get("X-Shopify-API-Version", "")[:20],
         triggered_at=webhook_handlers.parse_triggered_at(request.headers.get("X-Shopify-Triggered-At", "")),

@@ -1,0 +1,282 @@
+"""Webhook ingress throughput and latency, beside a bare Django view, in one run.
+
+`python -m bench webhook_ingress` starts gunicorn serving the app (DEBUG off, BENCH on) on PostgreSQL when
+DATABASE_URL is set (else SQLite in a temporary folder) and on Redis as Celery broker when REDIS_URL is set
+(else the filesystem broker), then drives with wrk, one after the other:
+
+- baseline: POST /webhooks/_bench/noop, a Django view that does nothing (same middleware stack);
+- ingress:  POST /webhooks/shopify with a real orders/create body, a valid HMAC and a unique
+  X-Shopify-Webhook-Id per request (wrk Lua script), so every request stores a row and enqueues a task.
+
+It prints requests/s and p99 latency of both and the ratio ingress/baseline.
+Targets: ingress p99 <= 25 ms and ingress throughput >= 60 % of the baseline's.
+
+Knobs (environment): BENCH_SECONDS (default 8 per endpoint), BENCH_CONNECTIONS (4), BENCH_WORKERS (2),
+BENCH_THREADS (2, gunicorn gthread threads per worker). No Celery worker runs: the queued tasks are deleted
+afterwards, and so are the benchmark shop's delivery rows (the shop row stays for the next run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_SHOP = "bench-ingress.myshopify.com"
+SECRET = "bench-webhook-secret"  # noqa: S105 (a throwaway app secret for the benchmark server)
+TOPIC = "orders/create"
+P99_TARGET_MS = 25.0
+RATIO_TARGET = 0.60
+
+LUA = r"""
+-- One unique webhook id per request: thread number (given by setup) + a per-thread counter.
+local thread_no = 0
+function setup(thread)
+  thread_no = thread_no + 1
+  thread:set("tid", thread_no)
+end
+
+local counter = 0
+local body = nil
+function init(args)
+  local f = assert(io.open(args[1], "rb"))
+  body = f:read("*a")
+  f:close()
+  wrk.method = "POST"
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+  if args[2] then
+    wrk.headers["X-Shopify-Hmac-Sha256"] = args[2]
+    wrk.headers["X-Shopify-Topic"] = args[3]
+    wrk.headers["X-Shopify-Shop-Domain"] = args[4]
+    wrk.headers["X-Shopify-API-Version"] = "2026-01"
+  end
+  run_id = args[5] or "run"
+end
+
+function request()
+  counter = counter + 1
+  wrk.headers["X-Shopify-Webhook-Id"] = run_id .. "-" .. tid .. "-" .. counter
+  return wrk.format(nil, nil, nil, body)
+end
+
+function done(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  io.write(string.format(
+    "BENCHJSON {\"requests\": %d, \"seconds\": %.3f, \"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, " ..
+    "\"max_ms\": %.3f, \"non_2xx\": %d, \"socket_errors\": %d}\n",
+    summary.requests, seconds, summary.requests / seconds, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    import base64
+    import hashlib
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="retention_app.settings",
+        DEBUG="0",
+        BENCH="1",
+        SECRET_KEY="bench-" + "x" * 50,
+        SHOPIFY_API_KEY="bench-key",
+        SHOPIFY_API_SECRET=SECRET,
+        SHOPIFY_API_SECRET_PREVIOUS="",
+        FIELD_ENCRYPTION_KEYS=base64.urlsafe_b64encode(hashlib.sha256(b"bench").digest()).decode(),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        APP_URL="https://boomerang.example",  # production-like settings pass the system checks
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.setdefault("BOOMERANG_VAR_DIR", str(tmp / "var"))
+    if not env.get("REDIS_URL"):
+        broker = tmp / "broker"
+        (broker / "processed").mkdir(parents=True, exist_ok=True)
+        env["BOOMERANG_BROKER_DIR"] = str(broker)
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    return env
+
+
+def _ensure_postgres_database(url: str) -> None:
+    """Create the benchmark database named in DATABASE_URL when it does not exist yet."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+SHOP_SCRIPT = """
+from retention_app.shops.models import Shop
+from django.utils import timezone
+import sys
+action = sys.argv[-1]
+if action == "create":
+    Shop.objects.update_or_create(
+        platform="shopify", domain="{domain}",
+        defaults={"name": "Bench", "status": "installed", "installed_at": timezone.now()},
+    )
+    print("created")
+elif action == "count":
+    from retention_app.ingress.models import WebhookDelivery
+    print(WebhookDelivery.objects.filter(shop__domain="{domain}").count())
+else:
+    from retention_app.ingress.models import WebhookDelivery
+    print(WebhookDelivery.objects.filter(shop__domain="{domain}").delete()[0])
+"""
+
+
+def _shop(env: dict[str, str], action: str) -> str:
+    code = SHOP_SCRIPT.replace("{domain}", BENCH_SHOP).replace("sys.argv[-1]", repr(action))
+    return _manage(env, "shell", "--no-imports", "-c", code).strip().splitlines()[-1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("gunicorn exited early")
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=2)  # noqa: S310
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("gunicorn did not answer in time")
+
+
+def _wrk(url: str, lua: Path, seconds: int, connections: int, args: list[str]) -> dict:
+    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(lua), url]
+    if args:
+        cmd += ["--", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCHJSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk gave no summary:\n{out}")
+    return json.loads(line.removeprefix("BENCHJSON "))
+
+
+def _purge_queue(env: dict[str, str]) -> None:
+    if env.get("REDIS_URL"):
+        import redis
+
+        redis.Redis.from_url(env["REDIS_URL"]).delete("webhooks")
+
+
+def main() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    seconds = int(os.environ.get("BENCH_SECONDS", "8"))
+    connections = int(os.environ.get("BENCH_CONNECTIONS", "4"))
+    workers = int(os.environ.get("BENCH_WORKERS", "2"))
+    threads = int(os.environ.get("BENCH_THREADS", "2"))
+
+    sys.path.insert(0, str(ROOT))
+    from shop_integrations.shopify.webhooks import sign_webhook_body
+    from tests.fixtures.shopify_payloads import payload_path
+
+    load_before = _load()
+    with tempfile.TemporaryDirectory(prefix="bench-ingress-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = _env(tmp)
+        db = "PostgreSQL" if env["DATABASE_URL"].startswith("postgres") else "SQLite"
+        broker = "Redis" if env.get("REDIS_URL") else "filesystem"
+        if db == "PostgreSQL":
+            _ensure_postgres_database(env["DATABASE_URL"])
+        _manage(env, "migrate", "--noinput")
+        _shop(env, "create")
+
+        body_path = tmp / "body.json"
+        body_path.write_bytes(payload_path(TOPIC).read_bytes())
+        signature = sign_webhook_body(body_path.read_bytes(), SECRET)
+        lua = tmp / "ingress.lua"
+        lua.write_text(LUA)
+
+        port = _free_port()
+        gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "retention_app.wsgi:application",
+             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
+             "--threads", str(threads), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "gunicorn.log", "wb"),  # noqa: SIM115
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(f"{base}/webhooks/_bench/noop", gunicorn)
+            noop_url, ingress_url = f"{base}/webhooks/_bench/noop", f"{base}/webhooks/shopify"
+            ingress_args = [str(body_path), signature, TOPIC, BENCH_SHOP]
+            # Warm up both (imports, DB connections, broker connections) before measuring.
+            _wrk(noop_url, lua, 2, connections, [str(body_path)])
+            _wrk(ingress_url, lua, 2, connections, [*ingress_args, "warmup"])
+            baseline = _wrk(noop_url, lua, seconds, connections, [str(body_path)])
+            before = int(_shop(env, "count"))
+            ingress = _wrk(ingress_url, lua, seconds, connections, [*ingress_args, f"run{int(time.time())}"])
+            stored = int(_shop(env, "count")) - before
+        finally:
+            gunicorn.terminate()
+            gunicorn.wait(timeout=30)
+            _shop(env, "delete")
+            _purge_queue(env)
+
+    ratio = ingress["rps"] / baseline["rps"] if baseline["rps"] else 0.0
+    ok = ratio >= RATIO_TARGET and ingress["p99_ms"] <= P99_TARGET_MS
+    lines = [
+        f"webhook_ingress: gunicorn {workers} workers x {threads} threads (gthread); wrk 2 threads, "
+        f"{connections} connections, {seconds}s per endpoint; {db}, {broker} broker",
+        f"  machine: {os.cpu_count()} CPUs shared with other work; load average before {load_before}, "
+        f"after {_load()}",
+        _figures("bare Django view       ", baseline),
+        _figures("POST /webhooks/shopify ", ingress) + f"   rows stored {stored}/{ingress['requests']}",
+        f"  throughput ratio ingress/bare: {ratio:.0%} (target >= {RATIO_TARGET:.0%}); ingress p99 "
+        f"{ingress['p99_ms']:.2f} ms (target <= {P99_TARGET_MS:.0f} ms): {'OK' if ok else 'MISSED'}",
+    ]
+    print("\n".join(lines))
+
+
+def _figures(label: str, run: dict) -> str:
+    return (
+        f"  {label}: {run['rps']:8.1f} req/s   p50 {run['p50_ms']:6.2f} ms   p99 {run['p99_ms']:6.2f} ms   "
+        f"non-2xx {run['non_2xx']}"
+    )
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
