@@ -80,8 +80,10 @@ class DevStoreControl:
         timezone: str = "UTC",
         email: str | None = None,
         plan: str = "basic",
+        locales: list[str] | None = None,
     ) -> dict:
-        """Create (or return the existing) shop `domain` (must end with .devstore.test), with a catalog."""
+        """Create (or return the existing) shop `domain` (must end with .devstore.test), with a catalog.
+        `locales`: published locales, primary first (default ["en"])."""
         return self._call(
             "POST",
             "shops",
@@ -92,6 +94,7 @@ class DevStoreControl:
                 "timezone": timezone,
                 "email": email,
                 "plan": plan,
+                "locales": locales,
             },
         )
 

@@ -302,6 +302,9 @@ def customer_object(row) -> dict:
         "lastName": row["last_name"],
         "displayName": display,
         "phone": row["phone"],
+        "defaultPhoneNumber": None
+        if not row["phone"]
+        else {"phoneNumber": row["phone"], "marketingState": "NOT_SUBSCRIBED", "marketingUpdatedAt": None},
         "locale": row["locale"],
         "tags": [t.strip() for t in (row["tags"] or "").split(",") if t.strip()],
         "state": "ENABLED",
@@ -794,6 +797,13 @@ def install(schema, ds) -> None:
     def resolve_shop(_root, info):
         return shop_object(info.context["shop_row"])
 
+    def resolve_shop_locales(_root, info, published=None):
+        codes = [c for c in info.context["shop_row"]["locales"].split(",") if c]
+        return [
+            {"locale": code, "name": code, "primary": i == 0, "published": True, "marketWebPresences": []}
+            for i, code in enumerate(codes)
+        ]
+
     def resolve_customers(_root, info, **a):
         require_scope(info, "read_customers")
         return connection(
@@ -937,6 +947,7 @@ def install(schema, ds) -> None:
         return table[1](rows[0]) if rows else None
 
     query["shop"].resolve = resolve_shop
+    query["shopLocales"].resolve = resolve_shop_locales
     query["customers"].resolve = resolve_customers
     query["orders"].resolve = resolve_orders
     query["products"].resolve = resolve_products

@@ -502,10 +502,23 @@ class DevStore:
         if existing is not None:
             return json_response(dict(existing), 200)
         name = body.get("name") or domain.split(".")[0].replace("-", " ").title()
+        locales = body.get("locales") or ["en"]
+        if not isinstance(locales, list) or not all(isinstance(x, str) and x for x in locales):
+            return json_response({"errors": "locales must be a list of locale codes, primary first"}, 400)
+        from zoneinfo import ZoneInfo
+
+        from .commerce import FX
+
+        if body.get("currency", "USD") not in FX:
+            return json_response({"errors": f"currency must be one of {sorted(FX)}"}, 400)
+        try:
+            ZoneInfo(body.get("timezone", "UTC"))
+        except (ValueError, KeyError):
+            return json_response({"errors": "timezone must be an IANA time zone name"}, 400)
         with self.store.tx() as c:
             c.execute(
-                "INSERT INTO shops(domain, name, email, currency, timezone, plan, created_at) "
-                "VALUES(?,?,?,?,?,?,?)",
+                "INSERT INTO shops(domain, name, email, currency, timezone, plan, locales, created_at) "
+                "VALUES(?,?,?,?,?,?,?,?)",
                 (
                     domain,
                     name,
@@ -513,6 +526,7 @@ class DevStore:
                     body.get("currency", "USD"),
                     body.get("timezone", "UTC"),
                     body.get("plan", "basic"),
+                    ",".join(locales),
                     now_iso(),
                 ),
             )

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS shops (
     id INTEGER PRIMARY KEY, domain TEXT UNIQUE NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
     currency TEXT NOT NULL, timezone TEXT NOT NULL, plan TEXT NOT NULL DEFAULT 'basic',
     granted_scope TEXT NOT NULL DEFAULT '', installed INTEGER NOT NULL DEFAULT 0,
+    locales TEXT NOT NULL DEFAULT 'en',
     order_number INTEGER NOT NULL DEFAULT 1000, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS oauth_codes (
     code TEXT PRIMARY KEY, shop TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL,
