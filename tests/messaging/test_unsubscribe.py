@@ -212,3 +212,29 @@ def test_unsynced_changes_are_requeued(shop, fake_shopify, django_capture_on_com
     assert consent_changes_requeue_unsynced(older_than_seconds=-1) == 1  # eager: runs the write-back
     assert ConsentChange.objects.get().synced_at is not None
     assert consent_changes_requeue_unsynced(older_than_seconds=-1) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_click_over_real_http_like_a_mail_client(shop, live_server, settings):
+    """A mail client POSTs to the List-Unsubscribe URL with no cookie and no CSRF token (RFC 8058)."""
+    import requests
+
+    settings.APP_URL = live_server.url
+    customer = CustomerFactory(shop=shop)
+    url = unsubscribe_headers(customer)["List-Unsubscribe"].strip("<>")
+    assert url.startswith(live_server.url)
+
+    tampered = url[:-3] + ("x" if url[-3] != "x" else "y") + "/"
+    refused = requests.post(tampered, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert refused.status_code == 400
+    customer.refresh_from_db()
+    assert customer.marketing_state == Customer.MarketingState.SUBSCRIBED
+
+    answer = requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert answer.status_code == 200
+    customer.refresh_from_db()
+    assert customer.marketing_state == Customer.MarketingState.UNSUBSCRIBED
+    change = ConsentChange.objects.get()
+    assert change.source == ConsentChange.Source.ONE_CLICK
+    # This shop has no store token: the write-back gives up with a reason instead of retrying forever.
+    assert change.gave_up_at is not None and change.last_error
