@@ -19,9 +19,9 @@ import functools
 import html as html_lib
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import css_inline
 from jinja2 import BaseLoader, TemplateNotFound, nodes
@@ -138,17 +138,28 @@ def _line_of(exc: BaseException) -> int | None:
 # --- context ------------------------------------------------------------------------------------------
 
 
-def context_sanitize(context: dict[str, Any] | None, *, locale: str) -> dict[str, str]:
-    """Only the documented variables, each as a plain string in the message's language."""
+def _zone(name: str | None):
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def context_sanitize(
+    context: dict[str, Any] | None, *, locale: str, timezone_name: str | None = None
+) -> dict[str, str]:
+    """Only the documented variables, each as a plain string in the message's language. An aware
+    datetime is written as its date in `timezone_name` (the shop's), so "valid until" is the local day."""
     clean: dict[str, str] = {}
+    zone = _zone(timezone_name)
     for name in VARIABLES:
         value = (context or {}).get(name)
         if value is None:
             text = ""
         elif isinstance(value, dt.date):  # datetime is a date too
+            if isinstance(value, dt.datetime) and value.tzinfo is not None and zone is not None:
+                value = value.astimezone(zone)
             text = date_format(value, locale)
-        elif isinstance(value, Decimal | int | float):
-            text = str(value)
         else:
             text = str(value)
         if name == "shipment_status":
@@ -193,10 +204,16 @@ def _is_full_document(html_source: str) -> bool:
 
 
 def email_render(
-    *, subject: str, html_body: str, text_body: str, context: dict[str, Any] | None, locale: str
+    *,
+    subject: str,
+    html_body: str,
+    text_body: str,
+    context: dict[str, Any] | None,
+    locale: str,
+    timezone_name: str | None = None,
 ) -> RenderedEmail:
     """Render one email from template sources. Raises MessageTemplateError (with field and line)."""
-    ctx = context_sanitize(context, locale=locale)
+    ctx = context_sanitize(context, locale=locale, timezone_name=timezone_name)
     subject_text = " ".join(_render("text", "subject", subject, ctx).split())
     body_html = _render("html", "html_body", html_body, ctx)
     if _is_full_document(body_html):

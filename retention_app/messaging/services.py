@@ -81,6 +81,7 @@ def message_render(*, shop, rule_key: str, locale: str | None, context: dict[str
         text_body=source.text_body,
         context=_with_shop_defaults(shop, context),
         locale=lang,
+        timezone_name=getattr(shop, "timezone", None),
     )
 
 
@@ -102,7 +103,14 @@ def message_preview(
     if context is None and shop is not None:
         # The sample's own shop values would hide the merchant's: use the shop's.
         ctx.update(_with_shop_defaults(shop, {}))
-    return email_render(subject=subject, html_body=html_body, text_body=text_body, context=ctx, locale=lang)
+    return email_render(
+        subject=subject,
+        html_body=html_body,
+        text_body=text_body,
+        context=ctx,
+        locale=lang,
+        timezone_name=getattr(shop, "timezone", None),
+    )
 
 
 def template_validate(*, subject: str, html_body: str, text_body: str = "") -> list[TemplateFieldError]:

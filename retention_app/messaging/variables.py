@@ -11,7 +11,8 @@ Values the sender passes:
   transactional messages such as shipping updates);
 - money already formatted with `money_format(amount, currency, locale)` (order_total, discount_value for a
   fixed amount) or `percent_format(value)` for a percentage discount;
-- `discount_expires_at` as a `datetime`/`date` (formatted here in the message's language) or a string;
+- `discount_expires_at` as an aware `datetime` (best: written as its date in the shop's time zone), a
+  `date`, or a string; formatted here in the message's language;
 - `shipment_status` as the `Fulfillment.ShipmentStatus` value ("IN_TRANSIT", "DELIVERED" …): it is put into
   words in the message's language here.
 """

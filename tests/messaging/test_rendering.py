@@ -431,3 +431,18 @@ def test_money_and_percent_formatting():
     assert money_format(Decimal("10"), "CHF") == "10.00 CHF"
     assert percent_format(Decimal("15.00")) == "15%"
     assert percent_format(Decimal("12.50")) == "12.5%"
+
+
+def test_expiry_datetime_is_written_as_the_shops_local_date(shop):
+    shop.timezone = "America/New_York"
+    expires = dt.datetime(2026, 12, 24, 3, 0, tzinfo=dt.UTC)  # still Dec 23 in New York
+    ctx = {**FULL_CONTEXT, "discount_expires_at": expires}
+    assert (
+        "December 23, 2026" in message_render(shop=shop, rule_key="win_back", locale="en", context=ctx).html
+    )
+    shop.timezone = "Asia/Bangkok"
+    assert "24 ธันวาคม 2569" in message_render(shop=shop, rule_key="win_back", locale="th", context=ctx).html
+    shop.timezone = "Not/AZone"
+    assert (
+        "December 24, 2026" in message_render(shop=shop, rule_key="win_back", locale="en", context=ctx).html
+    )
