@@ -488,13 +488,19 @@ def messages_claim_due(*, now: dt.datetime | None = None, limit: int, token: str
     )
 
 
-def messages_dispatch(*, now: dt.datetime | None = None, max_claims: int | None = None) -> int:
+def messages_dispatch(
+    *, now: dt.datetime | None = None, max_claims: int | None = None, recover: bool = True
+) -> int:
     """Periodic: recover expired claims, claim due rows (bounded by the rows already in flight) and enqueue
-    one send task per batch, after commit. Returns the number of rows claimed."""
+    one send task per batch, after commit. Returns the number of rows claimed.
+
+    Send tasks also call it (recover=False, max_claims=the batch they finished) so a backlog keeps the
+    workers busy between two runs of the periodic dispatcher."""
     from retention_app.automations.tasks import messages_send_batch
 
     now = now or timezone.now()
-    messages_recover_stale(now=now)
+    if recover:
+        messages_recover_stale(now=now)
     in_flight = Message.objects.filter(status=Message.Status.SENDING).count()
     room = DISPATCH_MAX_IN_FLIGHT - in_flight
     if max_claims is not None:
@@ -698,28 +704,38 @@ def message_context(message: Message, locale: str, discount=None) -> dict[str, A
     return ctx
 
 
-def message_send(*, message_id: int, claim_token: str, courier: delivery.Courier) -> str:
+def _claimed(token: str):
+    return Message.objects.select_related("shop", "rule", "customer", "order", "fulfillment").filter(
+        status=Message.Status.SENDING, claimed_by=token
+    )
+
+
+def message_send(
+    *, message_id: int, claim_token: str, courier: delivery.Courier, cache: dict | None = None
+) -> str:
     """Send one claimed message. Returns the resulting status (or "skipped" when the row is not ours).
 
     Re-checks everything at send time (rule paused, consent, order cancelled/refunded, conditions), then
     quiet hours (postpone to their end) and the frequency cap (postpone until the slot frees), issues the
     discount code (idempotent per trigger), renders, and delivers through `courier`."""
-    message = (
-        Message.objects.select_related("shop", "rule", "customer", "order", "fulfillment")
-        .filter(pk=message_id, status=Message.Status.SENDING, claimed_by=claim_token)
-        .first()
-    )
+    cache = {} if cache is None else cache
+    message = cache.pop(("message", message_id), None)
+    if message is None:
+        message = _claimed(claim_token).filter(pk=message_id).first()
     if message is None:
         return "skipped"
     now = timezone.now()
     shop, rule, customer = message.shop, message.rule, message.customer
+    rule.shop = shop  # same row: spare the query
 
     reason = _precheck(message, now)
     if reason:
         _finish(message, claim_token, Message.Status.CANCELLED, reason)
         return Message.Status.CANCELLED
 
-    limits = shop_settings_get(shop=shop)
+    limits = cache.get(("limits", shop.pk))
+    if limits is None:
+        limits = cache[("limits", shop.pk)] = shop_settings_get(shop=shop)
     if message.is_marketing:
         quiet_end = quiet_hours_end(now=now, settings_obj=limits, tz_name=customer.timezone or shop.timezone)
         if quiet_end is not None:
@@ -846,10 +862,14 @@ def messages_send_batch(*, message_ids: list[int], claim_token: str) -> dict[str
     """Send a batch of claimed messages over one connection. Each message is independent."""
     counts: dict[str, int] = {}
     courier = delivery.Courier()
+    # Per batch: the claimed rows loaded in one query (every write stays fenced by the token), shop limits.
+    cache: dict = {("message", m.pk): m for m in _claimed(claim_token).filter(pk__in=message_ids)}
     try:
         for message_id in message_ids:
             try:
-                status = message_send(message_id=message_id, claim_token=claim_token, courier=courier)
+                status = message_send(
+                    message_id=message_id, claim_token=claim_token, courier=courier, cache=cache
+                )
             except Exception:
                 # Unexpected bug: leave the row claimed; the lease recovery retries it (or marks it
                 # unknown if SMTP had started). Never crash the rest of the batch.

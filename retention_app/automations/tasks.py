@@ -27,7 +27,10 @@ def messages_send_batch(message_ids: list[int], claim_token: str) -> dict[str, i
     token (sent, reclaimed, cancelled) are skipped, so a redelivered task does nothing twice."""
     from retention_app.automations import services
 
-    return services.messages_send_batch(message_ids=list(message_ids), claim_token=claim_token)
+    counts = services.messages_send_batch(message_ids=list(message_ids), claim_token=claim_token)
+    # Refill the pipeline: claim as many due rows as this batch held (no-op when nothing is due).
+    services.messages_dispatch(max_claims=len(message_ids), recover=False)
+    return counts
 
 
 @shared_task(name="automations.winback_scan", queue=Queue.DEFAULT, ignore_result=True)
