@@ -1,7 +1,8 @@
 """Discount codes the app issues to customers (created on the store, single use, bound to the customer).
 
 Exactly once: one row per (shop, rule_key, customer, trigger_key) — the unique constraint is the guard, the
-row is written before the platform call, and the platform call is made under a row lock, so retries and
+row (with its generated code) is written before the platform call, the call is made under a row lock on
+PostgreSQL, and the store refuses a code twice (a retry adopts the existing discount), so retries and
 concurrent workers end with one code on the store.
 """
 

@@ -11,7 +11,7 @@ import logging
 import secrets
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from shop_integrations.gateway import (
@@ -83,9 +83,10 @@ def discount_code_issue(
     """Issue the single-use code of (shop, rule_key, customer, trigger_key) on the store and return it.
 
     Exactly once, under retries and concurrency: the row is created first (unique constraint), then the
-    platform call runs while the row is locked (select_for_update), so a concurrent caller waits and then
-    finds the code active; a retry after a crash reuses the same code, which the store refuses to create
-    twice (the adapter adopts the existing discount). Returns an ACTIVE (or REDEEMED) DiscountCode.
+    platform call runs while the row is locked (select_for_update, PostgreSQL), so a concurrent caller
+    waits and then finds the code active; a retry after a crash reuses the same code, which the store
+    refuses to create twice (the adapter adopts the existing discount). Returns an ACTIVE (or REDEEMED)
+    DiscountCode.
 
     Raises PlatformRetryableError (transient: retry the task later, nothing is lost) or
     DiscountCodeIssueError (permanent: status failed, last_error says why; a later call tries again).
@@ -120,46 +121,68 @@ def discount_code_issue(
     if row.status in (DiscountCode.Status.ACTIVE, DiscountCode.Status.REDEEMED):
         return row
 
-    failure: Exception | None = None
-    # Never raise inside this block: the platform call may refresh the shop's access token, and a rollback
-    # would throw the rotated refresh token away.
-    with transaction.atomic():
-        row = DiscountCode.objects.select_for_update().get(pk=row.pk)
-        if row.status in (DiscountCode.Status.ACTIVE, DiscountCode.Status.REDEEMED):
-            return row
-        platform = platform_for(shop)
-        if platform is None:
-            failure = DiscountCodeIssueError("the shop has no platform connection to create codes on")
-            row.status = DiscountCode.Status.FAILED
-            row.last_error = str(failure)
-        else:
-            spec = CustomerDiscountSpec(
-                code=row.code,
-                title=f"Boomerang {rule_key} {row.code}",
-                customer_platform_id=customer.platform_id,
-                value_type=row.value_type,
-                value=row.value,
-                currency=row.currency,
-                starts_at=row.starts_at,
-                ends_at=row.expires_at,
-                minimum_order=row.minimum_order,
-            )
-            try:
-                row.platform_discount_id = platform.create_customer_discount(spec)
-                row.status = DiscountCode.Status.ACTIVE
-                row.last_error = ""
-            except PlatformRetryableError as exc:
-                failure = exc
-                row.last_error = f"retryable: {exc}"[:2000]
-            except PlatformPermanentError as exc:
-                failure = DiscountCodeIssueError(str(exc))
-                row.status = DiscountCode.Status.FAILED
-                row.last_error = str(exc)[:2000]
-        row.save(update_fields=["platform_discount_id", "status", "last_error", "updated_at"])
+    if connection.features.has_select_for_update:
+        # PostgreSQL: the platform call runs under the row lock, so a concurrent caller waits and then
+        # finds the code active (one API call). Never raise inside this block: the call may refresh the
+        # shop's access token, and a rollback would throw the rotated refresh token away.
+        with transaction.atomic():
+            row = DiscountCode.objects.select_for_update().get(pk=row.pk)
+            failure = _create_on_platform(row, shop=shop, customer=customer, rule_key=rule_key)
+    else:
+        # SQLite takes a database-wide write lock for a transaction: holding it across an HTTP call would
+        # stall every other writer. Without the lock exactly-once still holds on the store: a concurrent
+        # second attempt sends the same code, which the store refuses (TAKEN) and the adapter adopts.
+        row.refresh_from_db()
+        failure = _create_on_platform(row, shop=shop, customer=customer, rule_key=rule_key)
     if failure is not None:
         logger.warning("discount code %s for shop %s not issued: %s", row.pk, shop.pk, failure)
         raise failure
     return row
+
+
+def _create_on_platform(row: DiscountCode, *, shop, customer, rule_key: str) -> Exception | None:
+    """Create `row` on the store unless already done; save the outcome. Returns the error to raise."""
+    if row.status in (DiscountCode.Status.ACTIVE, DiscountCode.Status.REDEEMED):
+        return None
+    failure: Exception | None = None
+    platform = platform_for(shop)
+    if platform is None:
+        failure = DiscountCodeIssueError("the shop has no platform connection to create codes on")
+        row.status = DiscountCode.Status.FAILED
+        row.last_error = str(failure)
+    else:
+        spec = CustomerDiscountSpec(
+            code=row.code,
+            title=f"Boomerang {rule_key} {row.code}",
+            customer_platform_id=customer.platform_id,
+            value_type=row.value_type,
+            value=row.value,
+            currency=row.currency,
+            starts_at=row.starts_at,
+            ends_at=row.expires_at,
+            minimum_order=row.minimum_order,
+        )
+        try:
+            row.platform_discount_id = platform.create_customer_discount(spec)
+            row.status = DiscountCode.Status.ACTIVE
+            row.last_error = ""
+        except PlatformRetryableError as exc:
+            failure = exc
+            row.last_error = f"retryable: {exc}"[:2000]
+        except PlatformPermanentError as exc:
+            failure = DiscountCodeIssueError(str(exc))
+            row.status = DiscountCode.Status.FAILED
+            row.last_error = str(exc)[:2000]
+    # Conditional save: a code another worker already activated (and maybe redeemed) is never downgraded.
+    DiscountCode.objects.filter(pk=row.pk).exclude(
+        status__in=[DiscountCode.Status.ACTIVE, DiscountCode.Status.REDEEMED]
+    ).update(
+        platform_discount_id=row.platform_discount_id,
+        status=row.status,
+        last_error=row.last_error,
+        updated_at=timezone.now(),
+    )
+    return failure
 
 
 def discount_code_write_order_metafield(*, order, discount_code: DiscountCode) -> None:
