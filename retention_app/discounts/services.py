@@ -90,6 +90,7 @@ def discount_code_issue(
 
     Raises PlatformRetryableError (transient: retry the task later, nothing is lost) or
     DiscountCodeIssueError (permanent: status failed, last_error says why; a later call tries again).
+    Call it outside a caller's transaction: a rollback there would forget a code the store already has.
     """
     if customer.shop_id != shop.pk:
         raise ValueError("customer belongs to another shop")
