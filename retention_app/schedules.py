@@ -24,6 +24,13 @@ BEAT_SCHEDULE["messaging-consent-write-back-requeue"] = {
     "options": {"expires": 540},
 }
 
+# Discounts (retention_app/discounts/tasks.py): redemptions on orders written without an event.
+BEAT_SCHEDULE["discounts-redeem-recent-orders"] = {
+    "task": "discounts.redeem_recent_orders",
+    "schedule": 1800.0,
+    "options": {"expires": 1500},
+}
+
 # Automations (retention_app/automations/tasks.py): the durable-schedule dispatcher and the win-back scan.
 BEAT_SCHEDULE["automations-messages-dispatch"] = {
     "task": "automations.messages_dispatch",

@@ -216,3 +216,23 @@ def discount_codes_redeem_for_order(*, order) -> int:
         redeemed_order=order,
         updated_at=timezone.now(),
     )
+
+
+def discount_codes_redeem_recent_orders(*, since: dt.datetime, limit: int = 50_000) -> int:
+    """Safety net for redemption attribution: orders written without a domain event (reconciliation,
+    bulk writes) are matched too. Looks at orders changed since `since` that carry discount codes.
+    Idempotent. Returns how many codes were marked redeemed."""
+    from retention_app.commerce.models import Order
+
+    orders = (
+        Order.objects.filter(updated_at__gte=since)
+        .exclude(discount_codes=[])
+        .only("id", "shop_id", "discount_codes", "placed_at")
+        .order_by("placed_at", "id")[:limit]
+    )
+    marked = 0
+    for order in orders.iterator(chunk_size=2000):
+        if not order.discount_codes:
+            continue
+        marked += discount_codes_redeem_for_order(order=order)
+    return marked

@@ -94,3 +94,21 @@ def test_data_export_and_redact(shop):
         sender=None, shop=shop, customer=customer, customer_platform_id="x", order_platform_ids=[]
     )
     assert list(DiscountCode.objects.values_list("code", flat=True)) == ["NEXT-KEEP2222"]
+
+
+@pytest.mark.django_db
+def test_orders_written_without_an_event_are_attributed_by_the_sweep(shop):
+    from retention_app.discounts.services import discount_codes_redeem_recent_orders
+    from retention_app.discounts.tasks import redeem_recent_orders
+
+    customer = CustomerFactory(shop=shop)
+    code = make_code(shop, customer, "NEXT-SWEP2222")
+    OrderFactory(shop=shop, customer=customer, discount_codes=[])
+    order = OrderFactory(shop=shop, customer=customer, discount_codes=["NEXT-SWEP2222"])  # no event sent
+    code.refresh_from_db()
+    assert code.redeemed_at is None
+    assert discount_codes_redeem_recent_orders(since=timezone.now() + dt.timedelta(minutes=1)) == 0
+    assert redeem_recent_orders.delay().get() == 1
+    code.refresh_from_db()
+    assert code.redeemed_order == order
+    assert discount_codes_redeem_recent_orders(since=timezone.now() - dt.timedelta(hours=1)) == 0
