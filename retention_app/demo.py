@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import email
 import email.policy
+import logging
 import os
 import re
 import signal
@@ -82,6 +83,7 @@ def _start_mail_catcher(folder: Path, port: int):
     """A real SMTP server that stores each message as an .eml file (what customers would receive)."""
     from aiosmtpd.controller import Controller
 
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     folder.mkdir(parents=True, exist_ok=True)
 
     class Handler:
@@ -94,6 +96,88 @@ def _start_mail_catcher(folder: Path, port: int):
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     return controller
+
+
+def _wait_for(predicate, procs: Processes, what: str, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check()
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise SystemExit(
+        f"[demo] gave up after {timeout:.0f}s waiting for {what}; see the logs in {procs.log_dir}"
+    )
+
+
+def _wait_for_backfill(procs: Processes):
+    from retention_app.commerce.models import Customer, Order, SyncJob
+    from retention_app.shops.models import Shop
+
+    shop = Shop.objects.get(domain=DEMO_SHOP)
+
+    def finished() -> bool:
+        jobs = list(SyncJob.objects.filter(shop=shop, kind__in=[SyncJob.Kind.CUSTOMERS, SyncJob.Kind.ORDERS]))
+        failed = [j for j in jobs if j.status == SyncJob.Status.FAILED]
+        if failed:
+            raise SystemExit(f"[demo] the backfill failed: {failed[0].error}")
+        return bool(jobs) and all(j.status == SyncJob.Status.COMPLETED for j in jobs)
+
+    _wait_for(finished, procs, "the initial sync")
+    _log(
+        f"synced {Customer.objects.filter(shop=shop).count()} customers and "
+        f"{Order.objects.filter(shop=shop).count()} orders"
+    )
+    return shop
+
+
+def _create_merchant_login(shop) -> str:
+    """A standalone panel login for the demo merchant (the OAuth link above logs in too)."""
+    from django.contrib.auth import get_user_model
+
+    from retention_app.panel.models import ShopMembership
+
+    username, password = "merchant@demo.test", "boomerang-demo"
+    user, _ = get_user_model().objects.get_or_create(username=username, defaults={"email": username})
+    user.set_password(password)
+    user.save()
+    ShopMembership.objects.get_or_create(user=user, shop=shop)
+    return f"user {username}, password {password}"
+
+
+def _live_journey(control, shop, procs: Processes) -> str:
+    """A new Thai customer buys for the first time, the order ships and moves: the webhooks reach the app,
+    the automations schedule the thank-you (due in 30 minutes) and send the confirmation with a next-order
+    code and the shipping updates to the mail catcher."""
+    from retention_app.commerce.models import Fulfillment
+    from retention_app.tracking.services import tracking_page_url
+
+    order = control.place_order(
+        DEMO_SHOP, email="somchai@example.com", first_name="สมชาย", last_name="ใจดี", locale="th",
+        accepts_marketing=True,
+    )  # fmt: skip
+    order_id = order.get("id") or order.get("order", {}).get("id")
+    fulfillment = control.fulfill_order(
+        DEMO_SHOP, order_id, tracking_company="Kerry Express", tracking_number="KEX123456789TH"
+    )
+    fulfillment_id = fulfillment.get("id") or fulfillment.get("fulfillment", {}).get("id")
+    control.add_tracking_event(DEMO_SHOP, fulfillment_id, status="in_transit", city="Bangkok", country="TH")
+    control.flush_webhooks()
+    row = _wait_for(
+        lambda: (
+            Fulfillment.objects.filter(
+                shop=shop, platform_id=str(fulfillment_id), shipment_status="IN_TRANSIT"
+            )
+            .select_related("order")
+            .first()
+        ),
+        procs,
+        "the live order's shipment to reach the app",
+        timeout=120,
+    )
+    _log(f"live order {row.order.name} placed, fulfilled and in transit; emails go to the mail catcher")
+    return tracking_page_url(row)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,11 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         answer = browser.get(f"{app_url}/shopify/install?{urlencode({'shop': DEMO_SHOP})}", timeout=60)
         if answer.status_code != 200 or not answer.url.startswith(f"{app_url}/app"):
             raise SystemExit(f"[demo] install did not land in the panel: {answer.status_code} {answer.url}")
-        _log("installed; the initial sync runs in the worker")
+        _log("installed; waiting for the initial sync (bulk backfill) to finish in the worker")
+        shop = _wait_for_backfill(procs)
+        login = _create_merchant_login(shop)
+        tracking_url = _live_journey(control, shop, procs)
 
         print(
             "\n"
             f"  Merchant panel (logs in through OAuth): {app_url}/shopify/install?shop={DEMO_SHOP}\n"
+            f"  Merchant panel (standalone login):      {app_url}/app/login/  {login}\n"
+            f"  A customer's tracking page:             {tracking_url}\n"
             f"  Dev store admin (orders, fulfilment):   {store_url}/_devstore/\n"
             f"  Dev store storefront:                   {store_url}/s/{DEMO_SHOP}/\n"
             f"  Emails customers received (.eml):       {mail_dir}\n"
