@@ -321,6 +321,21 @@ def retention_report(
     window = int(window_days if window_days is not None else shop.activity_window_days)
     validate_period(start=start, end=end, window_days=window)
     t = period_activity(shop=shop, start=start, end=end, window_days=window)
+    return report_from_totals(
+        shop=shop,
+        start=start,
+        end=end,
+        window_days=window,
+        totals=t,
+        cohorts=cohort_table(shop=shop) if with_cohorts else [],
+    )
+
+
+def report_from_totals(
+    *, shop: Shop, start: dt.date, end: dt.date, window_days: int, totals: dict, cohorts: list
+) -> RetentionReport:
+    """The report's rates and value metrics from the database's counts (keys of `period_activity`)."""
+    t, window = totals, window_days
     S, E, N, churned = int(t["S"]), int(t["E"]), int(t["N"]), int(t["churned"])
     customers_in_period = int(t["customers_in_period"])
     orders_in_period = int(t["orders_in_period"])
@@ -359,7 +374,7 @@ def retention_report(
         purchase_frequency=frequency,
         lifespan_periods=lifespan,
         customer_lifetime_value=clv,
-        cohorts=cohort_table(shop=shop) if with_cohorts else [],
+        cohorts=cohorts,
     )
 
 

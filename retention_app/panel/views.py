@@ -24,6 +24,7 @@ from retention_app.automations.models import Message
 from retention_app.commerce.models import Customer, Order
 from retention_app.metrics import selectors as metrics
 from retention_app.metrics.automation import automation_results
+from retention_app.metrics.dashboard import dashboard_data
 from retention_app.panel import charts
 from retention_app.panel.auth import SESSION_KEY, login_shop, member_shops, shop_required
 from retention_app.panel.forms import ApiTokenForm, LoginForm, PanelSettingsForm, PeriodForm
@@ -65,18 +66,21 @@ def _north_star(report, key: str) -> dict:
 def dashboard(request):
     shop = request.shop
     form, start, end, window = _period(request, shop)
-    report = metrics.retention_report(shop=shop, start=start, end=end, window_days=window, with_cohorts=False)
-    cohorts = metrics.cohort_table(shop=shop, last_months=12)
-    this_month = _local_today(shop).replace(day=1)
-    series = metrics.retention_series(
-        shop=shop, days=metrics.month_starts(end_month_start=this_month, months=12), window_days=window
-    )
     settings_row = panel_settings_get(shop=shop)
+    data = dashboard_data(
+        shop=shop,
+        start=start,
+        end=end,
+        window_days=window,
+        vip_share_percent=settings_row.vip_share_percent,
+        cohort_months=12,
+        series_months=12,
+    )
+    report, series = data.report, data.series
     zone = metrics.shop_zone(shop)
     results = automation_results(
         shop=shop, start=metrics.local_midnight(start, zone), end=metrics.local_midnight(end, zone)
     )
-    as_of = min(metrics.local_midnight(end, zone), timezone.now())
     context = {
         "form": form,
         "report": report,
@@ -89,12 +93,10 @@ def dashboard(request):
                 ("churn", [r["churn_rate"] for r in series]),
             ],
         ),
-        "cohorts": cohorts,
-        "cohort_months": range(max((len(c.retention) for c in cohorts), default=0)),
-        "at_risk": metrics.customers_at_risk(shop=shop, as_of=as_of, window_days=window, limit=10),
-        "vips": list(
-            metrics.vip_customers(shop=shop, share_percent=settings_row.vip_share_percent, as_of=as_of)
-        )[:10],
+        "cohorts": data.cohorts,
+        "cohort_months": range(max((len(c.retention) for c in data.cohorts), default=0)),
+        "at_risk": data.at_risk,
+        "vips": data.vips,
         "vip_share": settings_row.vip_share_percent,
         "results": results,
         "period_days": (end - start).days,

@@ -246,3 +246,58 @@ def test_vip_share(shop, history):
     as_of = history.at("2026-02-01 00:00")
     assert [c.first_name for c in vip_customers(shop=shop, share_percent=10, as_of=as_of)] == ["C0", "C9"]
     assert len(vip_customers(shop=shop, share_percent=50, as_of=as_of)) == 6  # ceil(11 × 0.5)
+
+
+def test_dashboard_rollup_matches_the_selectors(bangkok, history):
+    """The dashboard's single-scan rollup gives exactly the numbers of the reference selectors."""
+    from retention_app.metrics.dashboard import dashboard_data
+
+    basic_history(history)
+    history.order("A", "2026-03-31 23:30", "70.00")  # timezone edge
+    history.order("F", "2026-04-01 00:30", "20.00")
+    history.order("G", "2025-01-10 10:00", "999.00")  # lapsed big spender: at risk
+    history.order("H", "2026-02-01 00:30", "5.00", cancelled=True)
+    history.order("B", "2025-12-01 10:00", "300.00", test=True)
+    today = D("2026-04-10")
+    data = dashboard_data(
+        shop=bangkok,
+        start=D("2026-03-01"),
+        end=D("2026-04-01"),
+        window_days=30,
+        vip_share_percent=30,
+        cohort_months=24,
+        series_months=4,
+        today=today,
+    )
+    ref = report(bangkok)
+    for attr in (
+        "S",
+        "E",
+        "N",
+        "churned",
+        "retention_rate",
+        "churn_rate",
+        "repeat_purchase_rate",
+        "orders_in_period",
+        "revenue_in_period",
+        "average_order_value",
+        "customer_lifetime_value",
+    ):
+        assert getattr(data.report, attr) == getattr(ref, attr), attr
+    assert [(c.cohort, c.size, c.retention) for c in data.cohorts] == [
+        (c.cohort, c.size, c.retention) for c in cohort_table(shop=bangkok, last_months=24)
+    ]
+    days = [D("2025-12-01"), D("2026-01-01"), D("2026-02-01"), D("2026-03-01"), D("2026-04-01")]
+    ref_series = retention_series(shop=bangkok, days=days, window_days=30)
+    assert [(r["S"], r["E"], r["N"], r["churned"]) for r in data.series] == [
+        (r["S"], r["E"], r["N"], r["churned"]) for r in ref_series
+    ]
+    as_of = history.at("2026-04-01 00:00")
+    assert [c.pk for c in data.at_risk] == [
+        c.pk for c in customers_at_risk(shop=bangkok, as_of=as_of, window_days=30, limit=10)
+    ]
+    assert data.at_risk[0].first_name == "G" and data.at_risk[0].spend == Decimal("999.00")
+    assert [c.pk for c in data.vips] == [
+        c.pk for c in vip_customers(shop=bangkok, share_percent=30, as_of=as_of)
+    ]
+    assert len(data.vips) == 2  # ceil(6 customers (A B C D E G) with orders before as_of × 30 %)

@@ -232,3 +232,18 @@ def test_languages(panel, lang, word):
 def test_logout(panel):
     assert panel.post("/app/logout/").status_code == 302
     assert panel.get("/app/").status_code == 302
+
+
+def test_dashboard_shows_the_numbers(panel, shop):
+    from tests.metrics.conftest import History
+    from tests.metrics.test_definitions import basic_history
+
+    basic_history(History(shop))
+    body = panel.get("/app/?start=2026-03-01&end=2026-04-01&window_days=30").content.decode()
+    assert (
+        'data-metric="retention_rate"><div class="label">Retention rate</div><div class="value">100.00 %'
+        in body
+    )
+    assert 'data-metric="churn_rate"><div class="label">Churn rate</div><div class="value">50.00 %' in body
+    assert 'data-metric="S"><div class="label">Active at start (S)</div><div class="value">2<' in body
+    assert "<svg" in body and 'data-table="cohorts"' in body
