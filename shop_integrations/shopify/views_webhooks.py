@@ -73,6 +73,7 @@ def shopify_webhook(request: HttpRequest) -> HttpResponse:
         api_version=request.headers.get("X-Shopify-API-Version", "")[:20],
         triggered_at=webhook_handlers.parse_triggered_at(request.headers.get("X-Shopify-Triggered-At", "")),
         is_compliance=topic in webhook_handlers.COMPLIANCE_TOPICS,
+        critical=topic in webhook_handlers.CRITICAL_TOPICS,
     )
     return JsonResponse({"status": outcome.value})
 

@@ -21,6 +21,9 @@ from retention_app.ingress.dispatch import TopicHandler
 from shop_integrations.shopify.sync_handlers import COMMERCE_TOPIC_HANDLERS
 
 COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
+# Deliveries whose loss could not be repaired later (no reconciliation brings them back): always stored
+# with a synchronous commit, whatever settings.INGRESS_ASYNC_COMMIT says.
+CRITICAL_TOPICS = COMPLIANCE_TOPICS | {"app/uninstalled"}
 
 
 class InvalidWebhookPayload(ValueError):
