@@ -443,6 +443,10 @@ def commerce_bulk_write(*, shop_id: int, batch: BulkBatch) -> None:
 
 
 # PostgreSQL: COPY each kind into a temporary table, then one INSERT … SELECT … ON CONFLICT per kind.
+# Parents are found with correlated scalar subqueries (one probe of the (shop, platform_id) unique index per
+# row), never joins: a batch is tiny beside the shop's tables, but the planner knows neither size (temporary
+# tables have no statistics; a shop's rows grow faster than autovacuum analyzes) and with a join it may read
+# every row of the shop once per batch, O(N^2) over a backfill.
 _PG_TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS boomerang_tmp_customer (
     platform_id text, email text, first_name text, last_name text, phone text, locale text, tags jsonb,
@@ -495,8 +499,9 @@ INSERT INTO commerce_customer (shop_id, platform_id, email, first_name, last_nam
 SELECT DISTINCT ON (customer_platform_id) %(shop)s, customer_platform_id, email, '', '', '', '', '',
     '[]'::jsonb, 'NOT_SUBSCRIBED', now(), now()
 FROM boomerang_tmp_order t
-WHERE customer_platform_id <> '' AND NOT EXISTS (
-    SELECT 1 FROM commerce_customer c WHERE c.shop_id = %(shop)s AND c.platform_id = t.customer_platform_id)
+WHERE customer_platform_id <> '' AND (
+    SELECT c.id FROM commerce_customer c WHERE c.shop_id = %(shop)s AND c.platform_id = t.customer_platform_id
+) IS NULL
 ON CONFLICT (shop_id, platform_id) DO NOTHING
 """
 
@@ -505,12 +510,14 @@ INSERT INTO commerce_order (shop_id, customer_id, platform_id, name, email, curr
     subtotal_price, total_discounts, financial_status, fulfillment_status, discount_codes, customer_locale,
     buyer_accepts_marketing, is_test, cancelled_at, cancel_reason, placed_at, platform_updated_at,
     created_at, updated_at)
-SELECT %(shop)s, c.id, t.platform_id, t.name, t.email, t.currency, t.total_price, t.subtotal_price,
+SELECT %(shop)s,
+    (SELECT c.id FROM commerce_customer c
+     WHERE c.shop_id = %(shop)s AND c.platform_id = t.customer_platform_id),
+    t.platform_id, t.name, t.email, t.currency, t.total_price, t.subtotal_price,
     t.total_discounts, t.financial_status, t.fulfillment_status, t.discount_codes, t.customer_locale,
     t.buyer_accepts_marketing, t.is_test, t.cancelled_at, t.cancel_reason, t.placed_at, t.platform_updated_at,
     now(), now()
 FROM boomerang_tmp_order t
-LEFT JOIN commerce_customer c ON c.shop_id = %(shop)s AND c.platform_id = t.customer_platform_id
 ON CONFLICT (shop_id, platform_id) DO UPDATE SET
     customer_id = COALESCE(EXCLUDED.customer_id, commerce_order.customer_id), name = EXCLUDED.name,
     email = EXCLUDED.email, currency = EXCLUDED.currency, total_price = EXCLUDED.total_price,
@@ -527,10 +534,14 @@ WHERE (commerce_order.platform_updated_at IS NULL
 _PG_UPSERT_LINE_ITEMS = """
 INSERT INTO commerce_lineitem (shop_id, order_id, platform_id, product_platform_id, variant_platform_id,
     title, sku, quantity, price)
-SELECT %(shop)s, o.id, t.platform_id, t.product_platform_id, t.variant_platform_id, t.title, t.sku,
+SELECT %(shop)s, t.order_id, t.platform_id, t.product_platform_id, t.variant_platform_id, t.title, t.sku,
     t.quantity, t.price
-FROM boomerang_tmp_lineitem t
-JOIN commerce_order o ON o.shop_id = %(shop)s AND o.platform_id = t.order_platform_id
+FROM (
+    SELECT *, (SELECT o.id FROM commerce_order o
+               WHERE o.shop_id = %(shop)s AND o.platform_id = l.order_platform_id) AS order_id
+    FROM boomerang_tmp_lineitem l OFFSET 0
+) t
+WHERE t.order_id IS NOT NULL
 ON CONFLICT (order_id, platform_id) DO UPDATE SET
     product_platform_id = EXCLUDED.product_platform_id, variant_platform_id = EXCLUDED.variant_platform_id,
     title = EXCLUDED.title, sku = EXCLUDED.sku, quantity = EXCLUDED.quantity, price = EXCLUDED.price
@@ -542,11 +553,16 @@ _PG_UPSERT_FULFILLMENTS = """
 INSERT INTO commerce_fulfillment (shop_id, order_id, platform_id, status, shipment_status, tracking_company,
     tracking_number, tracking_url, estimated_delivery_at, delivered_at, platform_created_at,
     platform_updated_at, created_at, updated_at)
-SELECT %(shop)s, o.id, t.platform_id, t.status, t.shipment_status, t.tracking_company, t.tracking_number,
-    t.tracking_url, t.estimated_delivery_at, t.delivered_at, t.platform_created_at, t.platform_updated_at,
+SELECT %(shop)s, t.order_id, t.platform_id, t.status, t.shipment_status, t.tracking_company,
+    t.tracking_number, t.tracking_url, t.estimated_delivery_at, t.delivered_at, t.platform_created_at,
+    t.platform_updated_at,
     now(), now()
-FROM boomerang_tmp_fulfillment t
-JOIN commerce_order o ON o.shop_id = %(shop)s AND o.platform_id = t.order_platform_id
+FROM (
+    SELECT *, (SELECT o.id FROM commerce_order o
+               WHERE o.shop_id = %(shop)s AND o.platform_id = f.order_platform_id) AS order_id
+    FROM boomerang_tmp_fulfillment f OFFSET 0
+) t
+WHERE t.order_id IS NOT NULL
 ON CONFLICT (shop_id, platform_id) DO UPDATE SET
     status = EXCLUDED.status, shipment_status = EXCLUDED.shipment_status,
     tracking_company = EXCLUDED.tracking_company, tracking_number = EXCLUDED.tracking_number,
