@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS: list[str] = []
+BENCHMARKS: list[str] = ["graphql_pacing"]
 
 
 def main(argv: list[str]) -> int:

@@ -5,9 +5,9 @@
     data = ShopifyClient.for_shop(shop).execute(load("shop"))
 
 Contract of `execute(document, variables=None, *, estimated_cost=None) -> dict` (the `data` object):
-- Paces itself so the store never answers THROTTLED: before sending it reserves the query's estimated cost
-  (`estimated_cost`, else the requestedQueryCost this document had last time, else a default) from the
-  shop's cost bucket and waits until the bucket holds it. After each answer the bucket is corrected from
+- Paces itself so the store never answers THROTTLED: before sending it waits until the shop's cost bucket
+  holds the query's estimated cost (`estimated_cost`, else the requestedQueryCost this document had last
+  time, else a default) and takes it. After each answer the bucket is corrected from
   `extensions.cost` (actual cost refunded, throttleStatus learned: size, restore rate, what is available).
 - The bucket of a shop is shared by every process through Redis (an atomic Lua token bucket keyed by shop
   domain, clocked by Redis' TIME); without settings.REDIS_URL an in-process bucket is used.
@@ -77,10 +77,16 @@ class ThrottleStatus:
 
 
 # The bucket's state in a hash {a: available, m: maximum, r: restore rate, t: last update (Redis TIME)}
-# plus a sorted set of in-flight reservations ("ticket|cost" scored by expiry). Reservations that were
-# sent but not answered yet are not in the store's currentlyAvailable, so after an answer the bucket is
-# reset to currentlyAvailable minus what is still in flight. A reservation whose process died expires
-# after RESERVATION_TTL seconds instead of shrinking the budget forever.
+# plus a sorted set of in-flight requests ("ticket|cost" scored by expiry). A request takes its estimated
+# cost only when the bucket holds it (else it sleeps until it should and asks again, so a refund helps
+# the next asker at once; no queue of reservations made on stale estimates). After an answer the
+# reservation is settled: what the query did not cost is refunded, and the bucket is lowered (never
+# raised) to the most the store's figure allows now: currentlyAvailable + restore since the request was
+# sent - what is still in flight. Never raised, because answers can be settled out of order and an older
+# answer's figure misses the charges of newer ones; the bucket refills at the restore rate anyway. The
+# store's figure is only a bound because it dates from when the store charged the query (somewhere
+# between sending and the answer), so it corrects drift without under-using the bucket. A reservation
+# whose process died expires after RESERVATION_TTL seconds instead of shrinking the budget forever.
 RESERVATION_TTL = 120
 
 _INFLIGHT_SUM_LUA = """
@@ -109,14 +115,17 @@ _RESERVE_LUA = (
     + """
 local a, m, r = load(KEYS[1], now, tonumber(ARGV[3]), tonumber(ARGV[4]))
 local cost = math.min(tonumber(ARGV[2]), m)
-a = a - cost
+local member = ''
+if a >= cost then
+  a = a - cost
+  member = ARGV[1] .. '|' .. tostring(cost)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), member)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+end
 redis.call('HSET', KEYS[1], 'a', tostring(a), 'm', tostring(m), 'r', tostring(r), 't', tostring(now))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
-local member = ARGV[1] .. '|' .. tostring(cost)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), member)
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
-if a >= 0 then return {'0', member} end
-return {tostring(-a / r), member}
+if member ~= '' then return {'0', member} end
+return {tostring((cost - a) / r), ''}
 """
 )
 
@@ -125,13 +134,15 @@ _SETTLE_LUA = (
     + """
 local a, m, r = load(KEYS[1], now, tonumber(ARGV[6]), tonumber(ARGV[7]))
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+if removed == 1 then
+  a = a + tonumber(ARGV[2])
+end
 if ARGV[3] ~= '' then
   m = tonumber(ARGV[4])
   r = tonumber(ARGV[5])
-  a = math.min(m, tonumber(ARGV[3])) - inflight(KEYS[2], now)
-elseif removed == 1 then
-  a = math.min(m, a + tonumber(ARGV[2]))
+  a = math.min(a, tonumber(ARGV[3]) + tonumber(ARGV[9]) * r - inflight(KEYS[2], now))
 end
+a = math.min(a, m)
 redis.call('HSET', KEYS[1], 'a', tostring(a), 'm', tostring(m), 'r', tostring(r), 't', tostring(now))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
 return tostring(a)
@@ -146,8 +157,9 @@ class LocalBudget:
     _buckets: dict[str, dict] = {}
     _lock = threading.Lock()
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, clock: Callable[[], float] = time.monotonic):
         self.key = key
+        self.clock = clock
 
     def _state(self, now: float) -> dict:
         state = self._buckets.get(self.key)
@@ -160,29 +172,32 @@ class LocalBudget:
         state["inflight"] = {k: v for k, v in state["inflight"].items() if v[1] > now}
         return state
 
-    def reserve(self, cost: float) -> tuple[float, str]:
-        """Take `cost` points now; return (seconds to wait before sending, ticket for settle())."""
-        ticket = uuid.uuid4().hex
+    def reserve(self, cost: float) -> tuple[float, str | None]:
+        """Take `cost` points if the bucket holds them: (0, ticket for settle()). Otherwise take nothing
+        and return (seconds until it should hold them, None): the caller sleeps and asks again."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             state = self._state(now)
             cost = min(cost, state["m"])
+            if state["a"] < cost:
+                return (cost - state["a"]) / state["r"], None
+            ticket = uuid.uuid4().hex
             state["a"] -= cost
             state["inflight"][ticket] = (cost, now + RESERVATION_TTL)
-            return (0.0 if state["a"] >= 0 else -state["a"] / state["r"]), ticket
+            return 0.0, ticket
 
-    def settle(self, ticket: str, refund: float, status: ThrottleStatus | None) -> None:
-        """The request of `ticket` was answered: refund what it did not cost, or (better) take the
-        store's throttleStatus as the truth, minus what is still in flight."""
+    def settle(self, ticket: str, refund: float, status: ThrottleStatus | None, elapsed: float = 0.0) -> None:
+        """The request of `ticket` was answered `elapsed` seconds after it was sent: refund what it did not
+        cost, then lower the bucket to what the store's throttleStatus allows now (see RESERVATION_TTL)."""
         with self._lock:
-            state = self._state(time.monotonic())
-            removed = state["inflight"].pop(ticket, None)
+            state = self._state(self.clock())
+            if state["inflight"].pop(ticket, None) is not None:
+                state["a"] += refund
             if status is not None:
                 state["m"], state["r"] = status.maximum_available, max(status.restore_rate, 0.001)
                 in_flight = sum(cost for cost, _ in state["inflight"].values())
-                state["a"] = min(state["m"], status.currently_available) - in_flight
-            elif removed is not None:
-                state["a"] = min(state["m"], state["a"] + refund)
+                state["a"] = min(state["a"], status.currently_available + elapsed * state["r"] - in_flight)
+            state["a"] = min(state["a"], state["m"])
 
 
 @lru_cache(maxsize=4)
@@ -201,7 +216,8 @@ class RedisBudget:
         self._redis = _redis(url)
         self._fallback = LocalBudget(key)
 
-    def reserve(self, cost: float) -> tuple[float, str]:
+    def reserve(self, cost: float) -> tuple[float, str | None]:
+        """See LocalBudget.reserve()."""
         import redis
 
         try:
@@ -220,9 +236,9 @@ class RedisBudget:
         except redis.RedisError:
             logger.warning("Redis unavailable for the GraphQL cost budget; pacing in-process")
             return self._fallback.reserve(cost)
-        return float(wait), ticket.decode()
+        return float(wait), (ticket.decode() or None)
 
-    def settle(self, ticket: str, refund: float, status: ThrottleStatus | None) -> None:
+    def settle(self, ticket: str, refund: float, status: ThrottleStatus | None, elapsed: float = 0.0) -> None:
         import redis
 
         status_args = ["", "", ""]
@@ -244,9 +260,10 @@ class RedisBudget:
                 INITIAL_BUCKET_SIZE,
                 INITIAL_RESTORE_RATE,
                 BUDGET_TTL_SECONDS,
+                max(0.0, elapsed),
             )
         except redis.RedisError:
-            self._fallback.settle(ticket, refund, status)
+            self._fallback.settle(ticket, refund, status, elapsed)
 
 
 def budget_for(shop_domain: str):
@@ -323,6 +340,15 @@ class ShopifyClient:
         delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
         return max(delay, hint or 0.0)
 
+    def _acquire(self, cost: float) -> str:
+        """Wait until the shop's bucket holds `cost` points and take them; returns the ticket."""
+        while True:
+            wait, ticket = self.budget.reserve(cost)
+            if ticket is not None:
+                return ticket
+            # A little jitter so waiting workers do not all ask again at the same instant.
+            self._sleep(wait * random.uniform(1.0, 1.1))
+
     def execute(
         self, document: str, variables: dict | None = None, *, estimated_cost: float | None = None
     ) -> dict:
@@ -335,9 +361,8 @@ class ShopifyClient:
         attempt = 0
         while attempt < self.max_attempts:
             cost = estimated_cost or _known_costs.get(doc_key) or DEFAULT_QUERY_COST
-            wait, ticket = self.budget.reserve(cost)
-            if wait > 0:
-                self._sleep(wait)
+            ticket = self._acquire(cost)
+            sent_at = time.monotonic()
             try:
                 # Reference: https://shopify.dev/docs/api/admin-graphql#endpoints
                 body = post_json(
@@ -375,13 +400,13 @@ class ShopifyClient:
             if "THROTTLED" in codes:
                 # Nothing was charged; the bucket learns the store's state, the next reserve() waits.
                 self.throttled_count += 1
-                self.budget.settle(ticket, cost, throttle)
+                self.budget.settle(ticket, cost, throttle, time.monotonic() - sent_at)
                 last_error = ShopifyRetryableError(f"{self.shop_domain}: THROTTLED")
                 attempt += 1
                 logger.warning("Shopify THROTTLED %s (cost %s, status %s)", self.shop_domain, cost, throttle)
                 continue
             charged = actual if actual is not None else (requested if requested is not None else cost)
-            self.budget.settle(ticket, cost - charged, throttle)
+            self.budget.settle(ticket, cost - charged, throttle, time.monotonic() - sent_at)
             if "INTERNAL_SERVER_ERROR" in codes:
                 last_error = ShopifyRetryableError(f"{self.shop_domain}: INTERNAL_SERVER_ERROR")
                 attempt += 1

@@ -51,13 +51,24 @@ def answer(data=None, *, requested=10, actual=10, available=990, maximum=1000, r
 
 
 class Sleeps(list):
+    """A fake time.sleep that records the waits and moves the cost bucket's clock forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.now = 1000.0
+
     def __call__(self, seconds):
         self.append(seconds)
+        self.now += seconds
+
+    def clock(self):
+        return self.now
 
 
 def make_client(token="tok-1", **kwargs):  # noqa: S107
     sleeps = Sleeps()
     client = ShopifyClient.with_token("acme.myshopify.com", token, sleep=sleeps, **kwargs)
+    client.budget = LocalBudget("acme.myshopify.com", clock=sleeps.clock)
     return client, sleeps
 
 
@@ -78,21 +89,20 @@ def test_paces_from_throttle_status_before_sending():
     client, sleeps = make_client()
     client.execute(QUERY)
     assert sleeps == []  # the first call fits the initial bucket
-    # When the same query runs again, it waits for (50 - 10) / 10 = 4 s of restore first
+    # When the same query runs again, it first waits at least the (50 - 10) / 10 = 4 s the store's
+    # figures demand (5 s here: the client's own count, 0 left, is lower than the store's and wins)
     client.execute(QUERY)
-    assert len(sleeps) == 1 and 3.5 < sleeps[0] <= 4.0
+    assert 4.0 <= sum(sleeps) <= 5.5
     assert client.throttled_count == 0
 
 
-@responses.activate
-def test_estimated_cost_is_reserved_and_refunded_to_actual():
-    responses.post(GRAPHQL_URL, **answer(requested=100, actual=5, available=995, maximum=1000, rate=100))
-    client, sleeps = make_client()
-    client.execute(QUERY, estimated_cost=40)
-    # 1000-point bucket, 995 available: cheap queries now go without waiting
-    for _ in range(5):
-        client.execute(QUERY, estimated_cost=100)
-    assert sleeps == []
+def test_unused_reservation_is_refunded():
+    budget = LocalBudget("refund.myshopify.com", clock=lambda: 0.0)
+    wait, ticket = budget.reserve(50)  # the whole initial bucket
+    assert wait == 0 and ticket
+    assert budget.reserve(1)[1] is None
+    budget.settle(ticket, 45, None)  # the query cost 5 of the 50 taken
+    assert budget.reserve(40)[1] is not None
 
 
 @responses.activate
@@ -230,24 +240,40 @@ def test_second_401_after_refresh_is_permanent(shop, store_credential):
     assert len([c for c in responses.calls if c.request.url == TOKEN_URL]) == 1
 
 
-def test_local_budget_counts_in_flight_reservations():
-    budget = LocalBudget("inflight.myshopify.com")
+def test_local_budget_counts_in_flight_requests():
+    budget = LocalBudget("inflight.myshopify.com", clock=lambda: 0.0)
     from shop_integrations.shopify.client import ThrottleStatus
 
     _, t1 = budget.reserve(10)
-    _, t2 = budget.reserve(10)
-    # t1 answered: the store has 100 of 100 (t2 not yet arrived there) -> 100 - 10 in flight = 90
-    budget.settle(t1, 0, ThrottleStatus(maximum_available=100, currently_available=100, restore_rate=1))
-    assert budget.reserve(90)[0] == 0
-    assert budget.reserve(1)[0] > 0
+    _, t2 = budget.reserve(10)  # 30 of the initial 50 left
+    # t1 answered: the store has 20 left, t2 has not arrived there yet -> 20 - 10 in flight = 10
+    budget.settle(t1, 0, ThrottleStatus(maximum_available=100, currently_available=20, restore_rate=1))
+    assert budget.reserve(10)[1] is not None
+    assert budget.reserve(1)[1] is None
 
 
-def test_local_budget_reservations_queue_fairly():
-    budget = LocalBudget("fair.myshopify.com")
-    # Initial bucket: 50 points at 50/s. Three reservations of 50: go, ~1 s, ~2 s.
-    waits = [budget.reserve(50)[0] for _ in range(3)]
-    assert waits[0] == 0
-    assert 0.9 < waits[1] <= 1.0 and 1.9 < waits[2] <= 2.0
+def test_an_older_answer_never_raises_the_bucket():
+    budget = LocalBudget("ordering.myshopify.com", clock=lambda: 0.0)
+    from shop_integrations.shopify.client import ThrottleStatus
+
+    _, t1 = budget.reserve(20)
+    _, t2 = budget.reserve(20)  # 10 left
+    # The store ran t1 (30 left) then t2 (10 left); t2's answer is settled first, then t1's older one
+    budget.settle(t2, 0, ThrottleStatus(maximum_available=100, currently_available=10, restore_rate=1))
+    budget.settle(t1, 0, ThrottleStatus(maximum_available=100, currently_available=30, restore_rate=1))
+    # The stale "30 left" must not raise the bucket: 15 points are not there (10 at most are)
+    assert budget.reserve(15)[1] is None
+
+
+def test_a_request_that_does_not_fit_takes_nothing_and_learns_how_long_to_wait():
+    now = [0.0]
+    budget = LocalBudget("wait.myshopify.com", clock=lambda: now[0])
+    assert budget.reserve(50)[1] is not None  # initial bucket: 50 points at 50/s
+    wait, ticket = budget.reserve(50)
+    assert ticket is None and wait == 1.0
+    assert budget.reserve(25)[0] == 0.5  # the failed ask took nothing
+    now[0] += 1.0
+    assert budget.reserve(50)[1] is not None
 
 
 @requires_redis
@@ -261,14 +287,19 @@ def test_redis_budget_is_shared_between_clients(settings):
     from shop_integrations.shopify.client import ThrottleStatus
 
     first._redis.delete(first.inflight_key)
-    wait, ticket = first.reserve(10)
-    first.settle(ticket, 0, ThrottleStatus(maximum_available=100, currently_available=100, restore_rate=10))
-    assert first.reserve(100)[0] == 0
-    # The other process's client sees the same empty bucket: it waits ~10 s for 100 points at 10/s.
-    assert 9.5 < second.reserve(100)[0] <= 10.0
-    # An answer while one reservation is still in flight: available = store's figure minus in flight.
-    wait, ticket = first.reserve(30)
-    first.settle(ticket, 0, ThrottleStatus(maximum_available=100, currently_available=80, restore_rate=10))
-    # in flight: the 100 + 100 reservations above -> 80 - 200 = -120 -> 150 points needed = 15 s
-    assert 14.5 < second.reserve(30)[0] <= 15.0
+    # One client empties the bucket; the store reports 100 points max at 10/s
+    wait, ticket = first.reserve(50)
+    assert wait == 0 and ticket
+    first.settle(ticket, 0, ThrottleStatus(maximum_available=100, currently_available=0, restore_rate=10))
+    # The other process's client sees the same empty bucket: 100 points at 10/s are ~10 s away
+    wait, ticket = second.reserve(100)
+    assert ticket is None and 9.5 < wait <= 10.0
+    first._redis.delete(first.key, first.inflight_key)
+    # In flight reservations are subtracted from the store's figure
+    _, t1 = first.reserve(20)
+    _, t2 = second.reserve(20)  # 10 of the initial 50 left
+    first.settle(t1, 0, ThrottleStatus(maximum_available=100, currently_available=15, restore_rate=10))
+    # 15 - 20 (t2 in flight) = -5 -> 5 more points need 1 s
+    wait, ticket = second.reserve(5)
+    assert ticket is None and 0.9 < wait <= 1.0
     first._redis.delete(first.key, first.inflight_key)

@@ -42,7 +42,12 @@ def make_token(settings, *, secret=None, algorithm="HS256", **overrides) -> str:
         "sid": "s1",
     }
     claims.update(overrides)
-    claims = {k: v for k, v in claims.items() if v is not None}
+    # "now+60" / "now-60": relative to when the token is made (parameters are built at collection time)
+    claims = {
+        k: (now + int(v[3:]) if isinstance(v, str) and v.startswith("now") else v)
+        for k, v in claims.items()
+        if v is not None
+    }
     return jwt.encode(claims, secret or settings.SHOPIFY_API_SECRET, algorithm=algorithm)
 
 
@@ -60,8 +65,8 @@ def test_small_clock_skew_is_tolerated(settings):
     "overrides,message",
     [
         ({"aud": "another-app"}, "aud"),
-        ({"exp": int(time.time()) - 60}, "expired"),
-        ({"nbf": int(time.time()) + 60}, "nbf"),
+        ({"exp": "now-60"}, "expired"),
+        ({"nbf": "now+60"}, "nbf"),
         ({"iss": "https://other.myshopify.com/admin"}, "iss and dest"),
         ({"dest": "https://evil.com", "iss": "https://evil.com/admin"}, "dest is not a shop domain"),
         ({"dest": "https://acme.myshopify.com.evil.com"}, "dest is not a shop domain"),
