@@ -67,3 +67,76 @@ def test_a_dev_store_signing_with_another_secret_is_refused(
     sent = devstore.control.webhooks(devstore_shop, "app/uninstalled")
     assert sent and all(w["last_status"] == "401" for w in sent)
     assert not WebhookDelivery.objects.exists()
+
+
+def test_dev_store_orders_delivered_twice_are_stored_and_processed_once_then_redactable(
+    devstore_settings, devstore_shop, live_server, settings
+):
+    import json
+
+    import requests
+
+    from retention_app.commerce.models import Customer, Order
+    from shop_integrations.shopify.webhooks import sign_webhook_body
+    from tests.ingress.test_compliance import find_personal_data
+
+    devstore = devstore_settings
+    ShopFactory(domain=devstore_shop)
+    endpoint = f"{live_server.url}/webhooks/shopify"
+    for topic in ("ORDERS_CREATE", "CUSTOMERS_CREATE"):
+        _subscribe(devstore, devstore_shop, topic, endpoint)
+    devstore.control.settings(webhook_mode={"duplicate": True})
+
+    # Given: an order placed on the store; the store delivers every webhook twice (same webhook id).
+    email = "e2e.buyer@example.com"
+    order = devstore.control.place_order(devstore_shop, email=email, first_name="Kanya", last_name="Srisuk")
+    devstore.control.flush_webhooks()
+
+    sent = devstore.control.webhooks(devstore_shop, "orders/create")
+    assert len(sent) == 2 and len({w["webhook_id"] for w in sent}) == 1
+    stored = wait_until(
+        lambda: WebhookDelivery.objects.filter(
+            topic="orders/create", status=WebhookDelivery.Status.PROCESSED
+        ).count(),
+        timeout=30,
+        what="orders/create processed",
+    )
+    assert stored == 1
+    placed = Order.objects.get(shop__domain=devstore_shop)
+    assert placed.email == email
+    assert find_personal_data([email, "Srisuk"])  # it is there now, in commerce and in stored bodies
+
+    # When: Shopify asks to erase that customer (sent over real HTTP, signed with the app secret).
+    customer = Customer.objects.get(shop__domain=devstore_shop, email=email)
+    order_id = order.get("id") or placed.platform_id
+    body = json.dumps(
+        {
+            "shop_id": 1,
+            "shop_domain": devstore_shop,
+            "customer": {"id": int(customer.platform_id), "email": email, "phone": None},
+            "orders_to_redact": [int(order_id)],
+        }
+    ).encode()
+    response = requests.post(
+        endpoint,
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Shopify-Hmac-Sha256": sign_webhook_body(body, settings.SHOPIFY_API_SECRET),
+            "X-Shopify-Topic": "customers/redact",
+            "X-Shopify-Shop-Domain": devstore_shop,
+            "X-Shopify-Webhook-Id": "e2e-redact-1",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200
+
+    # Then: nothing personal about them is left anywhere.
+    wait_until(
+        lambda: WebhookDelivery.objects.filter(
+            webhook_id="e2e-redact-1", status=WebhookDelivery.Status.PROCESSED
+        ).exists(),
+        timeout=30,
+        what="customers/redact processed",
+    )
+    assert find_personal_data([email, "Srisuk", "Kanya"]) == []
