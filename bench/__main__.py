@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS: list[str] = ["graphql_pacing"]
+BENCHMARKS: list[str] = ["graphql_pacing", "webhook_ingress"]
 
 
 def main(argv: list[str]) -> int:
