@@ -109,9 +109,11 @@ def search_sql(table: str, query: str | None) -> tuple[str, list]:
         elif kind == "bool":
             value = 1 if value == "true" else 0
         elif kind == "status":
-            column, op = "cancelled_at", None
-            clauses.append("cancelled_at IS NOT NULL" if value == "cancelled" else "cancelled_at IS NULL")
-            continue
+            if value == "cancelled":
+                clauses.append("cancelled_at IS NOT NULL")
+            elif value == "open":
+                clauses.append("cancelled_at IS NULL")
+            continue  # any / closed: no filter
         if field == "email":
             value = value.lower()
         clauses.append(f"{column} {SQL_OPS[op]} ?")

@@ -12,7 +12,7 @@ import itertools
 import random
 
 from .commerce import FX, LOCALE_CURRENCY
-from .store import iso, utcnow
+from .store import utcnow
 
 NAMES = {
     "en": (
@@ -48,6 +48,21 @@ CARRIERS = [
 CITIES = [("Bangkok", "TH"), ("Hanoi", "VN"), ("Warsaw", "PL"), ("Taipei", "TW"), ("Chicago", "US")]
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_DAYS: dict[int, str] = {}
+
+
+def fiso(ts: int) -> str:
+    """Epoch seconds -> "YYYY-MM-DDTHH:MM:SSZ", ~10x faster than strftime (it matters at 100k orders)."""
+    day, sec = divmod(int(ts), 86400)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        prefix = _DAYS[day] = (EPOCH + dt.timedelta(days=day)).strftime("%Y-%m-%d")
+    hours, rest = divmod(sec, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{prefix}T{hours:02d}:{minutes:02d}:{seconds:02d}Z"
+
+
 def _weighted(rng: random.Random, pairs):
     values, weights = zip(*pairs, strict=True)
     return rng.choices(values, weights)[0]
@@ -70,8 +85,8 @@ def seed_shop(
     if webhooks and orders > 1000:
         raise ValueError("webhooks=True is for small seeds (at most 1000 orders)")
     rng = random.Random(seed)
-    now = utcnow()
-    span = dt.timedelta(days=30 * months).total_seconds()
+    now = int(utcnow().timestamp())
+    span = 86400 * 30 * months
     with ds.store.tx() as c:
         shop_row = c.execute("SELECT * FROM shops WHERE domain=?", (shop,)).fetchone()
         products = c.execute("SELECT * FROM products WHERE shop=? ORDER BY id", (shop,)).fetchall()
@@ -85,16 +100,17 @@ def seed_shop(
         serial = c.execute("SELECT count(*) FROM customers WHERE shop=?", (shop,)).fetchone()[0]
 
         # customers --------------------------------------------------------------------------------------
-        cust_rows, cust_meta = [], []
+        cust_rows, cust_meta, created_ts = [], [], {}
         for i in range(customers):
             locale = _weighted(rng, LOCALE_WEIGHTS)
             firsts, lasts = NAMES[locale]
             first, last = rng.choice(firsts), rng.choice(lasts)
             ascii_name = first.lower() if locale == "en" else ASCII[locale]
             email = f"{ascii_name}.{serial + i + 1}@example.com"
-            created = now - dt.timedelta(seconds=span * (rng.random() ** 0.7))
+            created = now - int(span * (rng.random() ** 0.7))
             state = _weighted(rng, CONSENT_WEIGHTS)
             cust_meta.append((cid0 + i, email, locale, created))
+            created_ts[cid0 + i] = created
             cust_rows.append(
                 [
                     cid0 + i,
@@ -106,9 +122,9 @@ def seed_shop(
                     locale,
                     "",
                     state,
-                    iso(created),
-                    iso(created),
-                    iso(created),
+                    fiso(created),
+                    fiso(created),
+                    fiso(created),
                 ]
             )
         # Repeat buyers: customer k is picked with weight 1/(k+1)^0.9 (a long tail of one-time buyers).
@@ -120,12 +136,11 @@ def seed_shop(
         for _ in range(orders):
             k = min(bisect.bisect_left(cum, rng.random() * total_w), customers - 1)
             cust_id, email, locale, c_created = cust_meta[k]
-            age = (now - c_created).total_seconds()
-            created = c_created + dt.timedelta(seconds=age * rng.random())
+            created = c_created + int((now - c_created) * rng.random())
             drafts.append((created, cust_id, email, locale))
         drafts.sort(key=lambda d: d[0])
         order_rows, item_rows, ful_rows, event_rows = [], [], [], []
-        last_order_at: dict[int, dt.datetime] = {}
+        last_order_at: dict[int, int] = {}
         number = shop_row["order_number"]
         lid, fid, eid = lid0, fid0, eid0
         base_rate = FX.get(shop_row["currency"], 1)
@@ -150,22 +165,22 @@ def seed_shop(
             cancelled_at = cancel_reason = None
             financial, refunded = "paid", 0
             if roll < 0.03:
-                cancelled_at, cancel_reason = created + dt.timedelta(hours=rng.randint(1, 48)), "customer"
+                cancelled_at, cancel_reason = created + 3600 * rng.randint(1, 48), "customer"
                 financial, refunded = "refunded", total
             elif roll < 0.07:
                 financial, refunded = "partially_refunded", total // 3
-            age_days = (now - created).total_seconds() / 86400
+            age_days = (now - created) / 86400
             fulfillment_status = None
             updated = created
             if cancelled_at is None and age_days > 1:
                 fulfillment_status = "fulfilled"
                 carrier, url = rng.choice(CARRIERS)
                 tracking = f"DS{oid:010d}"
-                shipped = created + dt.timedelta(hours=rng.randint(4, 30))
-                eta = shipped + dt.timedelta(days=rng.randint(2, 6))
+                shipped = created + 3600 * rng.randint(4, 30)
+                eta = shipped + 86400 * rng.randint(2, 6)
                 delivered = age_days > 7 and rng.random() < 0.97
                 status = "delivered" if delivered else ("in_transit" if age_days > 2 else "confirmed")
-                in_transit_at = shipped + dt.timedelta(hours=6)
+                in_transit_at = shipped + 6 * 3600
                 city, country = rng.choice(CITIES)
                 ful_rows.append(
                     (
@@ -177,11 +192,11 @@ def seed_shop(
                         carrier,
                         tracking,
                         url.format(tracking),
-                        iso(eta),
-                        iso(in_transit_at) if status != "confirmed" else None,
-                        iso(eta) if delivered else None,
-                        iso(shipped),
-                        iso(eta if delivered else shipped),
+                        fiso(eta),
+                        fiso(in_transit_at) if status != "confirmed" else None,
+                        fiso(eta) if delivered else None,
+                        fiso(shipped),
+                        fiso(eta if delivered else shipped),
                     )
                 )
                 if status != "confirmed":
@@ -192,13 +207,13 @@ def seed_shop(
                             oid,
                             shop,
                             "in_transit",
-                            iso(in_transit_at),
+                            fiso(in_transit_at),
                             "Departed facility",
                             city,
                             None,
                             country,
-                            iso(eta),
-                            iso(in_transit_at),
+                            fiso(eta),
+                            fiso(in_transit_at),
                         )
                     )
                     eid += 1
@@ -210,13 +225,13 @@ def seed_shop(
                             oid,
                             shop,
                             "delivered",
-                            iso(eta),
+                            fiso(eta),
                             "Delivered",
                             city,
                             None,
                             country,
                             None,
-                            iso(eta),
+                            fiso(eta),
                         )
                     )
                     eid += 1
@@ -242,7 +257,7 @@ def seed_shop(
                     refunded,
                     financial,
                     fulfillment_status,
-                    iso(cancelled_at) if cancelled_at else None,
+                    fiso(cancelled_at) if cancelled_at else None,
                     cancel_reason,
                     0,
                     locale,
@@ -250,16 +265,14 @@ def seed_shop(
                     dtype,
                     marketing,
                     "web",
-                    iso(created),
-                    iso(updated),
+                    fiso(created),
+                    fiso(updated),
                 )
             )
             last_order_at[cust_id] = max(last_order_at.get(cust_id, created), created)
         for row in cust_rows:
             if row[0] in last_order_at:
-                row[11] = iso(
-                    max(last_order_at[row[0]], dt.datetime.fromisoformat(row[10].replace("Z", "+00:00")))
-                )
+                row[11] = fiso(max(last_order_at[row[0]], created_ts[row[0]]))
         c.executemany(
             "INSERT INTO customers(id, shop, email, first_name, last_name, phone, locale, tags, "
             "marketing_state, "

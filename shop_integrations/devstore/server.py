@@ -457,6 +457,7 @@ class DevStore:
             "webhook_retry_delays",
             "webhook_mode",
             "webhook_timeout",
+            "bulk_executor",
         )
         if request.method == "POST":
             body = request.get_json(silent=True) or {}

@@ -427,3 +427,41 @@ def test_faults_fail_then_recover(admin):
         admin.post("{ shop { name } }")
     assert admin.post("{ shop { name } }").status_code == 200
     assert admin.control.stats(admin.shop)["faults_injected"] == 2
+
+
+def run_bulk(admin, query: str) -> list[dict]:
+    started = admin.data(
+        "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } "
+        "userErrors { message } } }",
+        {"q": query},
+    )["bulkOperationRunQuery"]
+    assert started["userErrors"] == []
+
+    def finished():
+        op = admin.data(
+            "query($id: ID!) { bulkOperation(id: $id) { status url } }",
+            {"id": started["bulkOperation"]["id"]},
+        )["bulkOperation"]
+        return op if op["status"] in ("COMPLETED", "FAILED") else None
+
+    op = wait_until(finished, timeout=30, what="bulk operation")
+    assert op["status"] == "COMPLETED"
+    return [json.loads(line) for line in requests.get(op["url"], timeout=10).text.splitlines()]
+
+
+def test_bulk_fast_executor_matches_graphql_core(admin):
+    """Bulk exports walk the resolvers without graphql-core's executor (10x faster); same JSONL."""
+    admin.control.seed(admin.shop, customers=6, orders=15)
+    query = """{ orders(query: "status:any") { edges { node { __typename id name no: number createdAt
+      ... on Order { displayFinancialStatus cancelReason totalPriceSet { shopMoney { amount currencyCode } } }
+      ...OrderBits
+      customer { id defaultEmailAddress { emailAddress marketingState } amountSpent { amount } }
+      fulfillments { status displayStatus trackingInfo { company number } }
+      lineItems { edges { node { id title quantity variant { id price } } } } } } } }
+      fragment OrderBits on Order { discountCodes customerLocale test updatedAt }"""
+    admin.control.settings(bulk_executor="graphql-core")
+    reference = run_bulk(admin, query)
+    admin.control.settings(bulk_executor="fast")
+    fast = run_bulk(admin, query)
+    assert len(reference) > 15
+    assert fast == reference
