@@ -11,8 +11,13 @@ from retention_app.panel.models import PanelSettings
 
 
 class PeriodForm(forms.Form):
-    start = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=_("Until (excluded)"), widget=forms.DateInput(attrs={"type": "date"}))
+    # <input type=date> takes ISO dates whatever the language.
+    start = forms.DateField(
+        label=_("From"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    end = forms.DateField(
+        label=_("Until (excluded)"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     window_days = forms.IntegerField(
         label=_("Activity window (days)"), min_value=1, max_value=3660, required=False
     )

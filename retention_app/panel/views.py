@@ -39,7 +39,11 @@ def _local_today(shop) -> dt.date:
 def _period(request, shop) -> tuple[PeriodForm, dt.date, dt.date, int]:
     today = _local_today(shop)
     default_end = today + dt.timedelta(days=1)
-    initial = {"start": default_end - dt.timedelta(days=30), "end": default_end}
+    initial = {
+        "start": default_end - dt.timedelta(days=30),
+        "end": default_end,
+        "window_days": shop.activity_window_days,
+    }
     form = PeriodForm(request.GET or None, initial=initial)
     start, end, window = initial["start"], initial["end"], shop.activity_window_days
     if request.GET and form.is_valid():
