@@ -610,8 +610,9 @@ def _scrub_deliveries(
             delivery.topic.startswith("orders/") and top_id in order_ids
         )
         if own or _mentions(payload, needles=needles, customer_ids=customer_ids, order_ids=order_ids):
+            # last_error too: an exception message may quote the payload.
             WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                payload={"redacted": True, "id": top_id}, redacted_at=now, updated_at=now
+                payload={"redacted": True, "id": top_id}, last_error="", redacted_at=now, updated_at=now
             )
             scrubbed += 1
     return scrubbed

@@ -188,3 +188,39 @@ def test_a_delivery_is_stored_for_its_own_shop_only(shop, other_shop, webhooks, 
     webhooks.post(TEST_TOPIC, {"id": 1}, shop_domain=other_shop.domain)
     assert WebhookDelivery.objects.get().shop == other_shop
     assert not WebhookDelivery.objects.filter(shop=shop).exists()
+
+
+def test_an_escaped_nul_character_is_stored_without_it_not_a_500(shop, webhooks, handled):
+    # PostgreSQL jsonb refuses U+0000; the delivery must still be stored.
+    response = webhooks.post(TEST_TOPIC, b'{"id": 1, "note": "a\\u0000b"}')
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.get().payload == {"id": 1, "note": "ab"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_cached_shop_id_is_looked_up_again(webhooks, handled):
+    from retention_app.ingress import services
+    from tests.factories import ShopFactory
+
+    shop = ShopFactory(domain="acme.myshopify.com")
+    # Another process cached the id of a shop deleted (and re-created) since.
+    services._shop_ids[("shopify", shop.domain)] = (shop.pk + 1000, float("inf"))
+    response = webhooks.post(TEST_TOPIC, {"id": 1})
+    assert response.json()["status"] == "stored"
+    assert WebhookDelivery.objects.get().shop_id == shop.pk
+
+
+def test_a_new_shop_is_seen_at_once_and_a_deleted_one_forgotten(db, webhooks, handled):
+    from tests.factories import ShopFactory
+
+    assert (
+        webhooks.post(TEST_TOPIC, {"id": 1}, shop_domain="new.myshopify.com").json()["status"]
+        == "unknown_shop"
+    )
+    shop = ShopFactory(domain="new.myshopify.com")
+    assert webhooks.post(TEST_TOPIC, {"id": 2}, shop_domain="new.myshopify.com").json()["status"] == "stored"
+    shop.delete()
+    assert (
+        webhooks.post(TEST_TOPIC, {"id": 3}, shop_domain="new.myshopify.com").json()["status"]
+        == "unknown_shop"
+    )
