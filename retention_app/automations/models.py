@@ -124,6 +124,14 @@ class Message(models.Model):
         blank=True,
         related_name="automation_messages",
     )
+    # The single-use code sent in this message (issued at send time, idempotent per trigger).
+    discount_code = models.ForeignKey(
+        "discounts.DiscountCode",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="automation_messages",
+    )
     # Copied from the rule when scheduled (the record keeps what it was).
     is_marketing = models.BooleanField(default=True)
     due_at = models.DateTimeField()

@@ -806,8 +806,11 @@ def message_send(
         )
 
     data = dict(message.data)
+    extra: dict[str, Any] = {}
     if discount is not None:
         data["discount_code"] = discount.code
+        if isinstance(getattr(discount, "pk", None), int):
+            extra["discount_code_id"] = discount.pk
     try:
         courier.send(email, commit_point=commit_point)
     except delivery.ClaimLost:
@@ -835,7 +838,7 @@ def message_send(
         _finish(
             message, claim_token, Message.Status.FAILED,
             f"Delivery unknown: the connection broke after the email was handed over ({exc}). Not resent.",
-            keep_cap=True, data=data,
+            keep_cap=True, data=data, **extra,
         )  # fmt: skip
         return Message.Status.FAILED
 
@@ -849,6 +852,7 @@ def message_send(
         message_id=_message_id(message),
         data=data,
         keep_cap=True,
+        **extra,
     )
     if discount is not None and message.order is not None and rule.key == Rule.Key.ORDER_CONFIRMATION:
         try:

@@ -30,9 +30,12 @@ def fire_customer(customer, *, previous):
 
 
 @pytest.fixture(autouse=True)
-def fake_discounts(monkeypatch):
+def fake_discounts(request, monkeypatch):
     """Unit tests have no store to create codes on: issue fake codes (the discounts domain is tested by
-    its owner; the end-to-end tests use the dev store). Returns the list of issue calls."""
+    its owner; the end-to-end tests use the dev store). Returns the list of issue calls.
+    A module with REAL_BUILDING_BLOCKS = True keeps the real ones."""
+    if getattr(request.module, "REAL_BUILDING_BLOCKS", False):
+        return []
     from types import SimpleNamespace
 
     from django.utils import timezone
@@ -55,8 +58,10 @@ def fake_discounts(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def fake_unsubscribe(monkeypatch):
+def fake_unsubscribe(request, monkeypatch):
     """A stable unsubscribe link for unit tests (the signed link and its view belong to messaging)."""
+    if getattr(request.module, "REAL_BUILDING_BLOCKS", False):
+        return
     from retention_app.automations import integrations
 
     def url(customer):
