@@ -68,3 +68,10 @@ BEAT_SCHEDULE["commerce-reconcile"] = {
     "schedule": 900.0,
     "options": {"expires": 800},
 }
+
+# Tracking pages (retention_app/tracking/tasks.py): move page views buffered in Redis into the database.
+BEAT_SCHEDULE["tracking-flush-page-views"] = {
+    "task": "tracking.flush_page_views",
+    "schedule": 30.0,
+    "options": {"expires": 25},
+}

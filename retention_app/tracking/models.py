@@ -8,6 +8,7 @@ customers/redact).
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 HEX_COLOR_RE = r"^#[0-9a-fA-F]{6}$"
 
@@ -64,7 +65,8 @@ class TrackingPageView(models.Model):
     day = models.DateField()
     # HMAC(SECRET_KEY, day | IP | User-Agent), hex, truncated: not reversible, not linkable across days.
     visitor_hash = models.CharField(max_length=32)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # When the view happened (set explicitly: views are inserted in batches from a Redis buffer).
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [

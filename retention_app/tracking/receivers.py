@@ -2,8 +2,8 @@
 
 - order_upserted: bump the customer's recommendations version (what they bought changed) and enqueue the
   attribution of the order to a tracking-page click (idempotent task, on commit).
-- fulfillment_upserted: nothing to invalidate: event data is never cached (the page reads it per request
-  and polls a version string to offer a reload).
+- fulfillment_upserted: drop the fulfillment's cached pages, so new tracking events show at once (open
+  pages poll a version string once a minute and offer a reload).
 - customer_redact / customer_data_export: the customer's clicks.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.dispatch import receiver
 
-from retention_app.commerce.events import order_upserted
+from retention_app.commerce.events import fulfillment_upserted, order_upserted
 from retention_app.shops.events import customer_data_export, customer_redact
 
 
@@ -23,10 +23,16 @@ def _on_order_upserted(sender, order, created: bool = False, **kwargs) -> None:
 
     if order.customer_id is None:
         return
-    if created:
-        tracking_customer_recs_invalidate(customer_id=order.customer_id)
+    tracking_customer_recs_invalidate(customer_id=order.customer_id)
     order_id = order.pk
     transaction.on_commit(lambda: tracking_attribute_order_task.delay(order_id))
+
+
+@receiver(fulfillment_upserted, dispatch_uid="tracking.fulfillment_upserted")
+def _on_fulfillment_upserted(sender, fulfillment, **kwargs) -> None:
+    from retention_app.tracking.services import tracking_page_cache_invalidate
+
+    tracking_page_cache_invalidate(fulfillment_id=fulfillment.pk)
 
 
 @receiver(customer_redact, dispatch_uid="tracking.customer_redact")

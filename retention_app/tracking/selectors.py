@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from retention_app.commerce.models import Customer, Fulfillment, LineItem, Order, Product
 from retention_app.shops.models import Shop
+from retention_app.tracking import pagecache
 from retention_app.tracking.models import (
     TrackingAttribution,
     TrackingBranding,
@@ -29,12 +30,7 @@ from retention_app.tracking.models import (
     TrackingLink,
     TrackingPageView,
 )
-from retention_app.tracking.services import (
-    ATTRIBUTION_WINDOW,
-    branding_cache_key,
-    customer_recs_version_key,
-    public_id_from_token,
-)
+from retention_app.tracking.services import ATTRIBUTION_WINDOW, branding_cache_key, public_id_from_token
 
 RECOMMENDATION_COUNT = 4
 BEST_SELLER_DAYS = 90
@@ -252,7 +248,11 @@ def recommendations_compute(*, order: Order) -> list[dict[str, Any]]:
 def recommendations_for_order(*, order: Order) -> list[dict[str, Any]]:
     """Cached `recommendations_compute`: per order and the customer's purchase version (bumped when the
     customer places an order), RECS_TTL seconds (catalog edits show within that time)."""
-    version = cache.get(customer_recs_version_key(order.customer_id), 1) if order.customer_id else 1
+    version = (
+        pagecache.generations([pagecache.customer_generation_key(order.customer_id)])[0]
+        if order.customer_id
+        else 0
+    )
     key = f"tracking:recs:v1:{order.pk}:{version}"
     recs = cache.get(key)
     if recs is None:

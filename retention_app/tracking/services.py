@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from retention_app.commerce.models import Customer, Fulfillment, Order, Product
 from retention_app.shops.models import Shop
+from retention_app.tracking import pagecache
 from retention_app.tracking.models import (
     TrackingAttribution,
     TrackingBranding,
@@ -40,10 +41,6 @@ ATTRIBUTION_WINDOW = dt.timedelta(days=7)
 
 def branding_cache_key(shop_id: int) -> str:
     return f"tracking:branding:v1:{shop_id}"
-
-
-def customer_recs_version_key(customer_id: int) -> str:
-    return f"tracking:recs-version:{customer_id}"
 
 
 # --- public links ------------------------------------------------------------------------------------------
@@ -139,7 +136,7 @@ def tracking_branding_update(*, shop: Shop, data: dict[str, Any]) -> TrackingBra
         raise ValidationError(form.errors.as_data())
     with transaction.atomic():
         branding = form.save()
-        transaction.on_commit(lambda: cache.delete(branding_cache_key(shop.pk)))
+        transaction.on_commit(lambda: tracking_shop_cache_invalidate(shop_id=shop.pk))
     return branding
 
 
@@ -152,16 +149,67 @@ def visitor_hash(*, ip: str, user_agent: str, day: dt.date) -> str:
     return hmac.new(key, f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def view_suffix(*, day: dt.date, digest: str, now: dt.datetime) -> str:
+    """The part of a buffered view record after "shop_id|fulfillment_id|"."""
+    return f"{day.isoformat()}|{digest}|{now.timestamp()}"
+
+
 def tracking_page_view_record(*, shop_id: int, fulfillment_id: int, ip: str, user_agent: str) -> None:
-    """One INSERT per view, outside any transaction (autocommit): the page never waits on a lock."""
+    """Record one view cheaply: batched in memory and RPUSHed to a Redis buffer (moved into the database
+    by `tracking_page_views_flush`), or one autocommit INSERT without Redis: never waits on a lock."""
     now = timezone.now()
     day = now.date()
+    digest = visitor_hash(ip=ip, user_agent=user_agent[:512], day=day)
+    if pagecache.buffer_view(f"{shop_id}|{fulfillment_id}|{view_suffix(day=day, digest=digest, now=now)}"):
+        return
     TrackingPageView.objects.create(
-        shop_id=shop_id,
-        fulfillment_id=fulfillment_id,
-        day=day,
-        visitor_hash=visitor_hash(ip=ip, user_agent=user_agent[:512], day=day),
+        shop_id=shop_id, fulfillment_id=fulfillment_id, day=day, visitor_hash=digest, created_at=now
     )
+
+
+def tracking_page_views_flush(*, batch_size: int = 5000) -> int:
+    """Move buffered page views from Redis to TrackingPageView rows (bulk INSERTs); returns the count.
+
+    At most once: a batch is taken off the list (LRANGE+LTRIM in one MULTI) before it is inserted, so a
+    crash mid-flush loses that batch rather than counting it twice. Views of deleted fulfillments or shops
+    are dropped."""
+    buffer = pagecache.redis_client()
+    if buffer is None:
+        return 0
+    pagecache.flush_local_views()
+    total = 0
+    while True:
+        pipe = buffer.pipeline(transaction=True)
+        pipe.lrange(pagecache.VIEW_BUFFER_KEY, 0, batch_size - 1)
+        pipe.ltrim(pagecache.VIEW_BUFFER_KEY, batch_size, -1)
+        items, _ = pipe.execute()
+        if not items:
+            return total
+        parsed = []
+        for raw in items:
+            try:
+                shop_id, fulfillment_id, day, digest, ts = raw.decode().split("|")
+                parsed.append(
+                    (int(shop_id), int(fulfillment_id), dt.date.fromisoformat(day), digest[:32], float(ts))
+                )
+            except (ValueError, UnicodeDecodeError):
+                continue
+        existing = set(Fulfillment.objects.filter(pk__in={p[1] for p in parsed}).values_list("pk", "shop_id"))
+        rows = [
+            TrackingPageView(
+                shop_id=shop_id,
+                fulfillment_id=fulfillment_id,
+                day=day,
+                visitor_hash=digest,
+                created_at=dt.datetime.fromtimestamp(ts, tz=dt.UTC),
+            )
+            for shop_id, fulfillment_id, day, digest, ts in parsed
+            if (fulfillment_id, shop_id) in existing
+        ]
+        TrackingPageView.objects.bulk_create(rows, batch_size=1000)
+        total += len(rows)
+        if len(items) < batch_size:
+            return total
 
 
 def tracking_click_record(
@@ -221,13 +269,24 @@ def tracking_attribute_order(*, order: Order) -> TrackingAttribution | None:
 
 
 def tracking_customer_recs_invalidate(*, customer_id: int) -> None:
-    """A new order changes what the customer already bought: bump their recommendations version."""
-    key = customer_recs_version_key(customer_id)
-    if not cache.add(key, 2, timeout=None):
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 2, timeout=None)
+    """An order changes what the customer already bought (and their codes): bump their generation, which
+    keys their recommendations and is checked by every cached page of theirs."""
+    pagecache.bump(pagecache.customer_generation_key(customer_id))
+
+
+def tracking_shop_cache_invalidate(*, shop_id: int) -> None:
+    """Branding changed: drop the cached branding and bump the shop generation (cached pages re-render)."""
+    cache.delete(branding_cache_key(shop_id))
+    pagecache.bump(pagecache.shop_generation_key(shop_id))
+
+
+def tracking_page_cache_invalidate(*, fulfillment_id: int) -> None:
+    """A fulfillment or its events changed: drop its cached pages in every language variant."""
+    public_id = (
+        TrackingLink.objects.filter(fulfillment_id=fulfillment_id).values_list("public_id", flat=True).first()
+    )
+    if public_id:
+        pagecache.delete([pagecache.page_key(public_id, lang) for lang in pagecache.LANG_VARIANTS])
 
 
 def tracking_customer_redact(*, shop: Shop, customer: Customer | None) -> int:

@@ -16,3 +16,11 @@ def tracking_attribute_order_task(order_id: int) -> None:
     order = Order.objects.filter(pk=order_id).first()
     if order is not None:
         tracking_attribute_order(order=order)
+
+
+@shared_task(name="tracking.flush_page_views", queue=Queue.DEFAULT, acks_late=True, ignore_result=True)
+def tracking_flush_page_views_task() -> None:
+    """Periodic (retention_app/schedules.py): move buffered page views from Redis into the database."""
+    from retention_app.tracking.services import tracking_page_views_flush
+
+    tracking_page_views_flush()

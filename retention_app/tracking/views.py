@@ -17,6 +17,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
@@ -24,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from retention_app.commerce.models import FulfillmentEvent, LineItem, Order, Product
 from retention_app.shops.models import Shop
+from retention_app.tracking import pagecache
 from retention_app.tracking import presentation as P
 from retention_app.tracking.models import TrackingBranding, TrackingClick
 from retention_app.tracking.ratelimit import rate_limit_hit
@@ -37,9 +39,12 @@ from retention_app.tracking.selectors import (
     unused_discount_code,
 )
 from retention_app.tracking.services import (
+    public_id_from_token,
     tracking_click_record,
     tracking_page_path,
     tracking_page_view_record,
+    view_suffix,
+    visitor_hash,
 )
 
 LOOKUP_LIMIT_PER_IP = getattr(settings, "TRACKING_LOOKUP_LIMIT_PER_IP", (10, 600))
@@ -75,15 +80,61 @@ def _client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
+def _gen_keys(shop_id: int, customer_id: int | None) -> list[str]:
+    keys = [pagecache.shop_generation_key(shop_id)]
+    if customer_id:
+        keys.append(pagecache.customer_generation_key(customer_id))
+    return keys
+
+
 @require_GET
 def tracking_page(request: HttpRequest, token: str) -> HttpResponse:
-    link = tracking_link_resolve(token=token)
-    if link is None:
+    """The page, served from the cache while nothing it shows changed (see pagecache): with Redis a hit
+    is one round trip that also records the view, and no SQL."""
+    public_id = public_id_from_token(token)
+    if public_id is None:
         raise Http404("No such tracking page.")
+    requested = P.normalize_language(request.GET.get("lang")) or ""
+    key = pagecache.page_key(public_id, requested)
+    count_view = (
+        request.headers.get("Purpose") != "prefetch" and request.headers.get("Sec-Purpose") != "prefetch"
+    )
+    ip, user_agent = _client_ip(request), request.META.get("HTTP_USER_AGENT", "")[:512]
+    now = timezone.now()
+    suffix = ""
+    if count_view:
+        digest = visitor_hash(ip=ip, user_agent=user_agent, day=now.date())
+        suffix = view_suffix(day=now.date(), digest=digest, now=now)
+    cached = pagecache.hit(key, view_suffix=suffix)
+    if cached is not None:
+        html, lang, ids, recorded = cached
+        if count_view and not recorded:  # no Redis: one INSERT
+            shop_id, fulfillment_id = (int(x) for x in ids.split("|"))
+            tracking_page_view_record(
+                shop_id=shop_id, fulfillment_id=fulfillment_id, ip=ip, user_agent=user_agent
+            )
+    else:
+        link = tracking_link_resolve(token=token)
+        if link is None:
+            raise Http404("No such tracking page.")
+        gen_keys = _gen_keys(link.shop_id, link.fulfillment.order.customer_id)
+        gens = list(zip(gen_keys, pagecache.generations(gen_keys), strict=True))
+        html, lang = _render_page(request, link, requested, token)
+        pagecache.store(key, html=html, lang=lang, ids=f"{link.shop_id}|{link.fulfillment_id}", gens=gens)
+        if count_view:
+            tracking_page_view_record(
+                shop_id=link.shop_id, fulfillment_id=link.fulfillment_id, ip=ip, user_agent=user_agent
+            )
+    response = HttpResponse(html)
+    response["Content-Language"] = lang
+    return _private(response)
+
+
+def _render_page(request: HttpRequest, link, requested: str, token: str) -> tuple[str, str]:
     shop, fulfillment = link.shop, link.fulfillment
     order, customer = fulfillment.order, fulfillment.order.customer
     lang = P.choose_language(
-        requested=request.GET.get("lang"),
+        requested=requested,
         candidates=[customer.locale if customer else "", order.customer_locale, shop.primary_locale],
     )
     tz = P.page_timezone(customer_timezone=customer.timezone if customer else "", shop_timezone=shop.timezone)
@@ -152,16 +203,8 @@ def tracking_page(request: HttpRequest, token: str) -> HttpResponse:
             "token": token,
             "version": _version(fulfillment, len(events), events[0].id if events else 0),
         }
-        response = render(request, "tracking/page.html", context)
-    response["Content-Language"] = lang
-    if request.method == "GET" and request.headers.get("Purpose") != "prefetch":
-        tracking_page_view_record(
-            shop_id=shop.pk,
-            fulfillment_id=fulfillment.pk,
-            ip=_client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        )
-    return _private(response)
+        html = render_to_string("tracking/page.html", context, request=request)
+    return html, lang
 
 
 def _version(fulfillment, event_count: int, last_event_id: int) -> str:

@@ -8,14 +8,21 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from retention_app.commerce.events import fulfillment_upserted
 from retention_app.commerce.models import FulfillmentEvent
 from tests.factories import CustomerFactory, FulfillmentFactory, LineItemFactory, OrderFactory
 
 
 @pytest.fixture(autouse=True)
-def _clean_cache():
+def _clean_cache(settings):
+    from retention_app.tracking import pagecache
+
+    # Tests assert immediate updates: no process-local page layer (production keeps pages 2 s per process).
+    settings.TRACKING_PAGE_LOCAL_CACHE_SECONDS = 0
     cache.clear()
+    pagecache.local_clear()
     yield
+    pagecache.flush_local_views()
     cache.clear()
 
 
@@ -50,3 +57,17 @@ def make_shipment(
 @pytest.fixture
 def shipment(shop):
     return make_shipment(shop)
+
+
+def changed(fulfillment):
+    """What commerce sends on commit after a fulfillment or one of its events changed."""
+    fulfillment_upserted.send(
+        sender=None, fulfillment=fulfillment, created=False, previous_shipment_status=""
+    )
+
+
+def flush_views():
+    """Buffered page views (Redis) into rows; a no-op without Redis (views were INSERTed directly)."""
+    from retention_app.tracking.services import tracking_page_views_flush
+
+    tracking_page_views_flush()

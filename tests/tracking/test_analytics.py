@@ -11,16 +11,17 @@ from django.utils import timezone
 
 from retention_app.commerce.events import order_upserted
 from retention_app.shops.events import customer_data_export, customer_redact
-from retention_app.tracking.models import TrackingAttribution, TrackingClick
+from retention_app.tracking.models import TrackingAttribution, TrackingClick, TrackingPageView
 from retention_app.tracking.selectors import (
     tracking_stats_for_shop,
     tracking_stats_per_fulfillment,
     tracking_top_shipments,
     tracking_views_per_order,
 )
-from retention_app.tracking.services import tracking_page_path
+from retention_app.tracking.services import tracking_page_path, tracking_page_views_flush
+from tests.conftest import requires_redis
 from tests.factories import OrderFactory, ProductFactory
-from tests.tracking.conftest import make_shipment
+from tests.tracking.conftest import flush_views, make_shipment
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +38,7 @@ def test_views_and_unique_visitors(client, shop, other_shop):
     view(client, f1, ua="Desktop")
     view(client, f2)
     view(client, rival)
+    flush_views()
     stats = tracking_stats_for_shop(shop=shop)
     assert (stats.page_views, stats.unique_visitors) == (4, 3)
     one = tracking_stats_per_fulfillment(shop=shop, fulfillment=f1)
@@ -55,6 +57,7 @@ def test_same_browser_is_a_new_visitor_the_next_day(client, shop):
         view(client, f)
     with time_machine.travel(dt.datetime(2026, 5, 2, 10, tzinfo=dt.UTC)):
         view(client, f)
+    flush_views()
     assert tracking_stats_for_shop(shop=shop).unique_visitors == 2
 
 
@@ -134,3 +137,25 @@ def test_customer_redact_unlinks_clicks_and_export_lists_them(shop, clicked):
     customer_redact.send(
         sender=None, shop=shop, customer=customer, customer_platform_id="x", order_platform_ids=[]
     )
+
+
+@requires_redis
+def test_buffered_views_are_flushed_into_rows_with_their_time(client, shop):
+    f = make_shipment(shop)
+    with time_machine.travel(dt.datetime(2026, 6, 1, 8, tzinfo=dt.UTC), tick=False):
+        view(client, f)
+        view(client, f, ua="Other")
+    assert TrackingPageView.objects.count() == 0  # buffered in Redis, not yet in the database
+    assert tracking_page_views_flush() == 2
+    assert tracking_page_views_flush() == 0
+    rows = list(TrackingPageView.objects.order_by("id"))
+    assert [r.created_at for r in rows] == [dt.datetime(2026, 6, 1, 8, tzinfo=dt.UTC)] * 2
+    assert len({r.visitor_hash for r in rows}) == 2 and rows[0].day == dt.date(2026, 6, 1)
+
+
+@requires_redis
+def test_flush_drops_views_of_deleted_fulfillments(client, shop):
+    f = make_shipment(shop)
+    view(client, f)
+    f.delete()
+    assert tracking_page_views_flush() == 0
