@@ -62,6 +62,10 @@ DEFAULT_QUERY_COST = 50.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 15.0
 BUDGET_TTL_SECONDS = 3600
+# Waiting for the bucket: at most this many rounds, each at most this long (a store may report a tiny
+# restore rate; we would rather ask again than sleep for an hour).
+MAX_ACQUIRE_ROUNDS = 50
+MAX_SINGLE_WAIT = 30.0
 
 TokenProvider = Callable[[str | None], str]
 
@@ -116,7 +120,7 @@ _RESERVE_LUA = (
 local a, m, r = load(KEYS[1], now, tonumber(ARGV[3]), tonumber(ARGV[4]))
 local cost = math.min(tonumber(ARGV[2]), m)
 local member = ''
-if a >= cost then
+if a >= cost or ARGV[7] == '1' then
   a = a - cost
   member = ARGV[1] .. '|' .. tostring(cost)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), member)
@@ -172,14 +176,14 @@ class LocalBudget:
         state["inflight"] = {k: v for k, v in state["inflight"].items() if v[1] > now}
         return state
 
-    def reserve(self, cost: float) -> tuple[float, str | None]:
-        """Take `cost` points if the bucket holds them: (0, ticket for settle()). Otherwise take nothing
-        and return (seconds until it should hold them, None): the caller sleeps and asks again."""
+    def reserve(self, cost: float, *, force: bool = False) -> tuple[float, str | None]:
+        """Take `cost` points if the bucket holds them (or `force`): (0, ticket for settle()). Otherwise
+        take nothing and return (seconds until it should hold them, None): the caller sleeps, asks again."""
         with self._lock:
             now = self.clock()
             state = self._state(now)
             cost = min(cost, state["m"])
-            if state["a"] < cost:
+            if state["a"] < cost and not force:
                 return (cost - state["a"]) / state["r"], None
             ticket = uuid.uuid4().hex
             state["a"] -= cost
@@ -216,7 +220,7 @@ class RedisBudget:
         self._redis = _redis(url)
         self._fallback = LocalBudget(key)
 
-    def reserve(self, cost: float) -> tuple[float, str | None]:
+    def reserve(self, cost: float, *, force: bool = False) -> tuple[float, str | None]:
         """See LocalBudget.reserve()."""
         import redis
 
@@ -232,10 +236,11 @@ class RedisBudget:
                 INITIAL_RESTORE_RATE,
                 BUDGET_TTL_SECONDS,
                 RESERVATION_TTL,
+                "1" if force else "0",
             )
         except redis.RedisError:
             logger.warning("Redis unavailable for the GraphQL cost budget; pacing in-process")
-            return self._fallback.reserve(cost)
+            return self._fallback.reserve(cost, force=force)
         return float(wait), (ticket.decode() or None)
 
     def settle(self, ticket: str, refund: float, status: ThrottleStatus | None, elapsed: float = 0.0) -> None:
@@ -341,13 +346,18 @@ class ShopifyClient:
         return max(delay, hint or 0.0)
 
     def _acquire(self, cost: float) -> str:
-        """Wait until the shop's bucket holds `cost` points and take them; returns the ticket."""
-        while True:
+        """Wait until the shop's bucket holds `cost` points and take them; returns the ticket.
+
+        Bounded: after MAX_ACQUIRE_ROUNDS waits the points are taken anyway (the bucket goes below zero
+        and every other caller waits longer), so a caller can never wait forever, and a test with a
+        no-op sleep cannot spin."""
+        for _ in range(MAX_ACQUIRE_ROUNDS):
             wait, ticket = self.budget.reserve(cost)
             if ticket is not None:
                 return ticket
             # A little jitter so waiting workers do not all ask again at the same instant.
-            self._sleep(wait * random.uniform(1.0, 1.1))
+            self._sleep(min(wait, MAX_SINGLE_WAIT) * random.uniform(1.0, 1.1))
+        return self.budget.reserve(cost, force=True)[1]
 
     def execute(
         self, document: str, variables: dict | None = None, *, estimated_cost: float | None = None

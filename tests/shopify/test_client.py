@@ -303,3 +303,30 @@ def test_redis_budget_is_shared_between_clients(settings):
     wait, ticket = second.reserve(5)
     assert ticket is None and 0.9 < wait <= 1.0
     first._redis.delete(first.key, first.inflight_key)
+
+
+@responses.activate
+def test_waiting_is_bounded_even_when_sleep_does_not_pass_time():
+    # A store reporting a tiny restore rate, and a sleep that returns at once (as in other tests):
+    # the client must not spin forever; after a bounded number of waits it sends anyway.
+    responses.post(GRAPHQL_URL, **answer(requested=50, actual=50, available=0, maximum=100, rate=0.001))
+    client = ShopifyClient.with_token("acme.myshopify.com", "t", sleep=lambda s: None)
+    client.budget = LocalBudget("acme.myshopify.com", clock=lambda: 0.0)
+    client.execute(QUERY)
+    client.execute(QUERY)
+    assert len(responses.calls) == 2
+
+
+@requires_redis
+def test_redis_budget_force_takes_points_below_zero(settings):
+    import os
+
+    domain = "force-budget.myshopify.com"
+    budget = RedisBudget(domain, os.environ["REDIS_URL"])
+    budget._redis.delete(budget.key, budget.inflight_key)
+    assert budget.reserve(50)[1] is not None
+    assert budget.reserve(50)[1] is None
+    wait, ticket = budget.reserve(50, force=True)
+    assert ticket is not None
+    assert budget.reserve(10)[0] > 1.0  # ~60 points short at 50/s
+    budget._redis.delete(budget.key, budget.inflight_key)
