@@ -299,6 +299,8 @@ def _static_problems(field: str, ast: nodes.Template) -> list[TemplateFieldError
     problems: list[TemplateFieldError] = []
     seen: set[tuple[str, int]] = set()
     assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    if any(True for _ in ast.find_all(nodes.For)):
+        assigned.add("loop")  # Jinja's loop helper (loop.index, loop.first …) inside a for block
     for node in ast.find_all(nodes.Name):
         if node.ctx == "load" and node.name not in VARIABLES and node.name not in assigned:
             key = (node.name, node.lineno)

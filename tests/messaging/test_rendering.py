@@ -224,7 +224,9 @@ def test_validate_reports_unknown_variables_with_lines():
 
 def test_validate_accepts_every_documented_variable_and_loop_variables():
     body = "".join(f"<p>{{{{ {name} }}}}</p>" for name in VARIABLES)
-    body += "{% set greeting = 'Hi' %}{{ greeting }}{% for ch in shop_name %}{{ ch }}{% endfor %}"
+    body += (
+        "{% set greeting = 'Hi' %}{{ greeting }}{% for ch in shop_name %}{{ ch }}{{ loop.index }}{% endfor %}"
+    )
     assert template_validate(subject="{{ shop_name }}", html_body=body) == []
 
 
