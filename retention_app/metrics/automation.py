@@ -1,6 +1,7 @@
 """Automation results for the dashboard: what the rules sent and what it brought, per rule and over time.
 
 - Messages by status (scheduled, sent, failed, cancelled) per rule, counted by the database.
+- Discount codes issued (created in the period, not failed) and redeemed (redeemed in the period) per rule.
 - Attributed orders and revenue: a metric order (not cancelled, not test) placed by a customer within
   ATTRIBUTION_DAYS days after a message of the rule was sent to them (sent_at ≤ placed_at < sent_at + window).
   An order that follows messages of two rules counts for each rule; the shop total counts it once.
@@ -15,6 +16,7 @@ from django.db.models import Count, DecimalField, Exists, OuterRef, Q, Sum, Valu
 from django.db.models.functions import Coalesce, TruncMonth
 
 from retention_app.automations.models import Message, Rule
+from retention_app.discounts.models import DiscountCode
 from retention_app.metrics.selectors import metric_orders, shop_zone
 from retention_app.shops.models import Shop
 
@@ -36,8 +38,12 @@ def _attributed_orders(*, shop: Shop, start: dt.datetime, end: dt.datetime, rule
 
 
 def automation_results(*, shop: Shop, start: dt.datetime, end: dt.datetime) -> dict:
-    """Per-rule and total figures for messages created / orders placed in [start, end)."""
-    in_period = Q(messages__created_at__gte=start, messages__created_at__lt=end)
+    """Per-rule and total figures for [start, end): messages sent in it (or due in it, when not sent),
+    codes issued / redeemed in it, attributed orders placed in it."""
+    # A sent message counts when it was sent; the others when they were (or are) due.
+    in_period = Q(
+        messages__status=Message.Status.SENT, messages__sent_at__gte=start, messages__sent_at__lt=end
+    ) | (~Q(messages__status=Message.Status.SENT) & Q(messages__due_at__gte=start, messages__due_at__lt=end))
     rules = list(
         Rule.objects.filter(shop=shop)
         .annotate(
@@ -54,6 +60,22 @@ def automation_results(*, shop: Shop, start: dt.datetime, end: dt.datetime) -> d
         )
         rule.attributed_orders = figures["orders"]
         rule.attributed_revenue = figures["revenue"]
+    issued = dict(
+        DiscountCode.objects.filter(shop=shop, created_at__gte=start, created_at__lt=end)
+        .exclude(status=DiscountCode.Status.FAILED)
+        .values("rule_key")
+        .annotate(n=Count("id"))
+        .values_list("rule_key", "n")
+    )
+    redeemed = dict(
+        DiscountCode.objects.filter(shop=shop, redeemed_at__gte=start, redeemed_at__lt=end)
+        .values("rule_key")
+        .annotate(n=Count("id"))
+        .values_list("rule_key", "n")
+    )
+    for rule in rules:
+        rule.codes_issued = issued.get(rule.key, 0)
+        rule.codes_redeemed = redeemed.get(rule.key, 0)
     total = _attributed_orders(shop=shop, start=start, end=end).aggregate(
         orders=Count("id"), revenue=Coalesce(Sum("total_price"), Value(Decimal("0")), output_field=_MONEY)
     )

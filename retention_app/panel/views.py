@@ -22,6 +22,7 @@ from retention_app.api.models import ShopApiToken
 from retention_app.api.services import api_token_create, api_token_revoke
 from retention_app.automations.models import Message
 from retention_app.commerce.models import Customer, Order
+from retention_app.discounts.models import DiscountCode
 from retention_app.metrics import selectors as metrics
 from retention_app.metrics.automation import automation_results
 from retention_app.metrics.dashboard import dashboard_data
@@ -127,6 +128,9 @@ def customer_detail(request, customer_id: int):
         "customer": customer,
         "orders": Order.objects.filter(shop=shop, customer=customer).order_by("-placed_at")[:200],
         "messages": Message.objects.filter(shop=shop, customer=customer).select_related("rule")[:200],
+        "issued_codes": DiscountCode.objects.filter(shop=shop, customer=customer).order_by("-created_at")[
+            :100
+        ],
         "codes": sorted(
             {
                 code
