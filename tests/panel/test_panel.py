@@ -247,3 +247,39 @@ def test_dashboard_shows_the_numbers(panel, shop):
     assert 'data-metric="churn_rate"><div class="label">Churn rate</div><div class="value">50.00 %' in body
     assert 'data-metric="S"><div class="label">Active at start (S)</div><div class="value">2<' in body
     assert "<svg" in body and 'data-table="cohorts"' in body
+
+
+def test_sync_page_shows_progress_webhooks_and_errors(panel, shop, other_shop):
+    from retention_app.commerce.models import SyncJob
+    from retention_app.ingress.models import WebhookDelivery
+
+    kind = SyncJob.Kind.values[0]
+    SyncJob.objects.create(shop=shop, kind=kind, status=SyncJob.Status.RUNNING, rows_total=200, rows_done=50)
+    SyncJob.objects.create(
+        shop=other_shop, kind=kind, status=SyncJob.Status.FAILED, rows_total=9, rows_done=1, error="RIVAL-ERR"
+    )
+    WebhookDelivery.objects.create(
+        shop=shop, webhook_id="w1", topic="orders/create", shop_domain=shop.domain, payload={}
+    )
+    WebhookDelivery.objects.create(
+        shop=shop,
+        webhook_id="w2",
+        topic="orders/updated",
+        shop_domain=shop.domain,
+        payload={},
+        status=WebhookDelivery.Status.FAILED,
+        last_error="handler exploded: bad total",
+    )
+    WebhookDelivery.objects.create(
+        shop=other_shop,
+        webhook_id="w3",
+        topic="customers/update",
+        shop_domain=other_shop.domain,
+        payload={},
+        status=WebhookDelivery.Status.FAILED,
+        last_error="RIVAL-WEBHOOK",
+    )
+    body = panel.get("/app/sync/").content.decode()
+    assert 'aria-valuenow="25"' in body and "50 / 200" in body
+    assert "handler exploded: bad total" in body and "orders/" in body
+    assert "RIVAL-ERR" not in body and "RIVAL-WEBHOOK" not in body and "customers/update" not in body
