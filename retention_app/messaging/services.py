@@ -19,7 +19,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from retention_app.commerce.models import Customer
-from shop_integrations.gateway import PlatformPermanentError, PlatformRetryableError, platform_for
+from shop_integrations.gateway import (
+    PlatformPermanentError,
+    PlatformRetryableError,
+    platform_for,
+    store_base_url,
+)
 
 from .locales import SUPPORTED_LOCALES, locale_normalize, locale_resolve
 from .models import ConsentChange, MessageTemplate
@@ -56,7 +61,7 @@ def _with_shop_defaults(shop, context: dict[str, Any] | None) -> dict[str, Any]:
         for key, value in (
             ("shop_name", shop.name or shop.domain),
             ("shop_owner_name", shop.owner_name),
-            ("shop_url", shop.storefront_url),
+            ("shop_url", (shop.storefront_url or store_base_url(shop)).rstrip("/")),
         ):
             if not ctx.get(key):
                 ctx[key] = value

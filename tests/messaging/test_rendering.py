@@ -448,3 +448,10 @@ def test_expiry_datetime_is_written_as_the_shops_local_date(shop):
     assert (
         "December 24, 2026" in message_render(shop=shop, rule_key="win_back", locale="en", context=ctx).html
     )
+
+
+def test_shop_url_falls_back_to_the_store_address(shop, settings):
+    settings.SHOPIFY_STORE_URL_TEMPLATE = "https://{shop}"
+    shop.storefront_url = ""
+    rendered = message_render(shop=shop, rule_key="win_back", locale="en", context={})
+    assert 'href="https://acme.myshopify.com"' in rendered.html  # the "come back" button
