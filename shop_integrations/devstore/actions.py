@@ -5,11 +5,8 @@ Each action is `handler(ds, shop, obj_id, body) -> JSON-able`; ValueError -> 400
 
 from __future__ import annotations
 
-import html
 import json
 import time
-
-from werkzeug.wrappers import Response
 
 from . import signing
 from .store import now_iso
@@ -164,22 +161,6 @@ def uninstall(ds, shop, _id, body):
         c.execute("DELETE FROM webhook_subscriptions WHERE shop=?", (shop,))
         c.execute("UPDATE shops SET installed=0 WHERE domain=?", (shop,))
     return {"uninstalled": True, "webhooks_queued": queued}
-
-
-def control_page(ds, request) -> Response:
-    e = html.escape
-    shops = ds.store.all("SELECT * FROM shops ORDER BY id")
-    rows = "".join(
-        f"<tr><td><a href='/s/{e(s['domain'])}/'>{e(s['domain'])}</a></td><td>{e(s['name'])}</td>"
-        f"<td>{e(s['currency'])}</td><td>{'yes' if s['installed'] else 'no'}</td></tr>"
-        for s in shops
-    )
-    body = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Dev store</title></head><body>"
-        "<h1>Boomerang dev store</h1><table border=1><tr><th>Shop</th><th>Name</th><th>Currency</th>"
-        f"<th>App installed</th></tr>{rows}</table></body></html>"
-    )
-    return Response(body, mimetype="text/html")
 
 
 # store actions -----------------------------------------------------------------------------------------

@@ -182,8 +182,12 @@ def connection(
     if cursor:
         value, row_id = decode_cursor(cursor)
         cmp = "<" if descending else ">"
-        sql += f" AND ({column} {cmp} ? OR ({column} = ? AND id {cmp} ?))"
-        args += [value, value, row_id]
+        if column == "id":
+            sql += f" AND id {cmp} ?"
+            args.append(row_id)
+        else:  # a row value comparison: SQLite can use the (shop, column, id) index for it
+            sql += f" AND ({column}, id) {cmp} (?, ?)"
+            args += [value, row_id]
     direction = "DESC" if descending else "ASC"
     sql += f" ORDER BY {column} {direction}, id {direction} LIMIT ?"
     args.append(size + 1)

@@ -102,6 +102,7 @@ class DevStore:
                 Rule("/s/<shop>/discount/<code>", endpoint="sf_discount", methods=["GET"]),
                 Rule("/s/<shop>/checkout", endpoint="sf_checkout", methods=["GET", "POST"]),
                 Rule("/_devstore/", endpoint="ctl_page", methods=["GET"]),
+                Rule("/_devstore/ui/<shop>", endpoint="ctl_ui", methods=["GET", "POST"]),
                 Rule("/_devstore/health", endpoint="ctl_health", methods=["GET"]),
                 Rule("/_devstore/settings", endpoint="ctl_settings", methods=["GET", "POST"]),
                 Rule("/_devstore/faults", endpoint="ctl_faults", methods=["GET", "POST"]),
@@ -558,6 +559,11 @@ class DevStore:
         return json_response(result)
 
     def on_ctl_page(self, request):
-        from .actions import control_page
+        from .ui import index
 
-        return control_page(self, request)
+        return index(self, request)
+
+    def on_ctl_ui(self, request, shop):
+        from .ui import shop_action, shop_page
+
+        return shop_page(self, request, shop) if request.method == "GET" else shop_action(self, request, shop)

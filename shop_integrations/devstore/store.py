@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS customers (
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS customers_shop ON customers(shop, id);
 CREATE INDEX IF NOT EXISTS customers_email ON customers(shop, email);
+CREATE INDEX IF NOT EXISTS customers_updated ON customers(shop, updated_at, id);
 CREATE TABLE IF NOT EXISTS products (
     id INTEGER PRIMARY KEY, shop TEXT NOT NULL, handle TEXT NOT NULL, title TEXT NOT NULL,
     vendor TEXT NOT NULL, product_type TEXT NOT NULL, price_cents INTEGER NOT NULL, sku TEXT NOT NULL,
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS orders (
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_shop ON orders(shop, id);
 CREATE INDEX IF NOT EXISTS orders_customer ON orders(customer_id);
+CREATE INDEX IF NOT EXISTS orders_updated ON orders(shop, updated_at, id);
 CREATE TABLE IF NOT EXISTS line_items (
     id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL, product_id INTEGER, title TEXT NOT NULL,
     sku TEXT, quantity INTEGER NOT NULL, price_cents INTEGER NOT NULL);

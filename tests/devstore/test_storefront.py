@@ -151,3 +151,46 @@ def test_control_api_rejects_bad_input(devstore):
     assert resp.status_code == 400 and "unknown product" in resp.json()["errors"]
     resp = requests.post(f"{devstore.base_url}/_devstore/shops/{shop}/cancel/999999", json={}, timeout=10)
     assert resp.status_code == 404
+
+
+def test_control_page_drives_store_actions(admin, devstore):
+    browser = requests.Session()
+    url = f"{devstore.base_url}/_devstore/ui/{admin.shop}"
+    page = browser.get(url, timeout=10)
+    assert page.status_code == 200 and "Place order" in page.text
+    token = re.search(r"name='csrf' value='([^']+)'", page.text).group(1)
+
+    placed = browser.post(
+        url,
+        data={
+            "csrf": token,
+            "action": "orders",
+            "email": "ui@example.com",
+            "handle": "earl-grey",
+            "quantity": "2",
+        },
+        timeout=10,
+    )
+    assert placed.status_code == 200 and "orders done" in placed.text
+    (order,) = admin.data(
+        "{ orders(first: 5) { nodes { id name lineItems(first: 5) { nodes { quantity } } } } }"
+    )["orders"]["nodes"]
+    assert order["lineItems"]["nodes"] == [{"quantity": 2}]
+    order_id = order["id"].rsplit("/", 1)[1]
+    fulfilled = browser.post(
+        url,
+        data={
+            "csrf": token,
+            "action": "fulfill",
+            "obj_id": order_id,
+            "tracking_company": "UPS",
+            "tracking_number": "1ZUI",
+        },
+        timeout=10,
+    )
+    assert "fulfill done" in fulfilled.text and "1ZUI" in fulfilled.text
+
+    forged = browser.post(url, data={"csrf": "nope", "action": "uninstall"}, timeout=10)
+    assert forged.status_code == 403
+    refused = browser.post(url, data={"csrf": token, "action": "cancel", "obj_id": "999999"}, timeout=10)
+    assert "cancel refused" in refused.text
