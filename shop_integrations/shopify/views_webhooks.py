@@ -53,7 +53,7 @@ def shopify_webhook(request: HttpRequest) -> HttpResponse:
     try:
         text = body.decode("utf-8")
         payload = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _error("body is not JSON", 400)
     if not isinstance(payload, dict):
         return _error("body must be a JSON object", 400)
@@ -78,9 +78,7 @@ def shopify_webhook(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": outcome.value})
 
 
+@csrf_exempt
 def bench_noop(request: HttpRequest) -> HttpResponse:
     """A Django view that does nothing: the baseline of bench/webhook_ingress.py (DEBUG or BENCH only)."""
     return HttpResponse(b"ok", content_type="text/plain")
-
-
-bench_noop = csrf_exempt(bench_noop)

@@ -12,8 +12,10 @@ marks the delivery failed (retried when transient).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from retention_app.ingress import services as ingress
@@ -116,8 +118,12 @@ def is_known_topic(topic: str) -> bool:
 
 
 def parse_triggered_at(value: str):
-    """X-Shopify-Triggered-At (ISO 8601) -> aware datetime, or None when absent/garbled."""
+    """X-Shopify-Triggered-At (ISO 8601) -> aware datetime (UTC when it has no offset), or None when
+    absent or garbled."""
     try:
-        return parse_datetime(value) if value else None
+        parsed = parse_datetime(value) if value else None
     except ValueError:
         return None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, dt.UTC)
+    return parsed

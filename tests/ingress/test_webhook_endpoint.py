@@ -224,3 +224,24 @@ def test_a_new_shop_is_seen_at_once_and_a_deleted_one_forgotten(db, webhooks, ha
         webhooks.post(TEST_TOPIC, {"id": 3}, shop_domain="new.myshopify.com").json()["status"]
         == "unknown_shop"
     )
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2026-11-23T05:00:00.123456Z", "2026-11-23T05:00:00.123456+00:00"),
+        ("2026-11-23T12:00:00+07:00", "2026-11-23T12:00:00+07:00"),
+        ("2026-11-23T05:00:00", "2026-11-23T05:00:00+00:00"),  # no offset: UTC, never a naive datetime
+        ("yesterday", None),
+        ("2026-13-45T99:00:00", None),
+        ("", None),
+    ],
+)
+def test_the_triggered_at_header_is_parsed_to_an_aware_time_or_none(value, expected):
+    parsed = webhook_handlers.parse_triggered_at(value)
+    assert (parsed.isoformat() if parsed else None) == expected
+
+
+def test_a_deeply_nested_body_is_400_not_500(shop, webhooks, handled):
+    response = webhooks.post(TEST_TOPIC, b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
