@@ -216,13 +216,13 @@ def main() -> None:
                 done = Message.objects.filter(shop=shop).exclude(status__in=["scheduled", "sending"]).count()
                 if done >= n:
                     break
-                if now_m - last_report > 15:
+                if now_m - last_report > 60:
                     print(f"    ... {done}/{n} handled, sink {sink.count() - engine_before}")
                     last_report = now_m
                 if now_m > deadline:
                     print("  TIMEOUT: not all messages handled")
                     break
-                time.sleep(0.5)
+                time.sleep(2)
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=60)

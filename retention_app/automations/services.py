@@ -799,10 +799,16 @@ def message_send(
         email.extra_headers.update(integrations.unsubscribe_headers(customer))
 
     def commit_point() -> bool:
+        """The point of no return, recorded only if the row is still ours and, for marketing, the
+        customer still accepts marketing (an unsubscribe that raced this send wins: checked in the same
+        UPDATE, not from the row loaded earlier)."""
+        fenced = _fenced(message, claim_token).filter(smtp_started_at__isnull=True)
+        if message.is_marketing:
+            fenced = fenced.filter(customer__marketing_state=Customer.MarketingState.SUBSCRIBED)
         return bool(
-            _fenced(message, claim_token)
-            .filter(smtp_started_at__isnull=True)
-            .update(smtp_started_at=timezone.now(), to_email=customer.email, subject=rendered.subject[:998])
+            fenced.update(
+                smtp_started_at=timezone.now(), to_email=customer.email, subject=rendered.subject[:998]
+            )
         )
 
     data = dict(message.data)
@@ -814,6 +820,14 @@ def message_send(
     try:
         courier.send(email, commit_point=commit_point)
     except delivery.ClaimLost:
+        if _fenced(message, claim_token).exists():  # still ours: consent was withdrawn meanwhile
+            _finish(
+                message,
+                claim_token,
+                Message.Status.CANCELLED,
+                "The customer unsubscribed from email marketing.",
+            )
+            return Message.Status.CANCELLED
         return "skipped"
     except delivery.DeliveryNotStarted as exc:
         if message.attempts < MAX_ATTEMPTS:

@@ -246,3 +246,24 @@ def test_commit_point_refused_sends_nothing(shop, rules):
     courier = delivery.Courier()
     with pytest.raises(delivery.ClaimLost):
         courier.send(object(), commit_point=lambda: False)
+
+
+def test_unsubscribe_racing_the_send_wins_at_the_commit_point(shop, rules, dispatch, mailoutbox, monkeypatch):
+    """Consent is re-checked in the same UPDATE that records the point of no return."""
+    only(rules, "thank_you")
+    order = OrderFactory(shop=shop, placed_at=minutes_ago(31))
+    fire_order(order)
+    real_render = integrations.render
+
+    def render_then_unsubscribe(**kwargs):
+        rendered = real_render(**kwargs)
+        # The unsubscribe lands after the send-time checks, before the email goes out.
+        Customer.objects.filter(pk=order.customer_id).update(marketing_state="UNSUBSCRIBED")
+        return rendered
+
+    monkeypatch.setattr(integrations, "render", render_then_unsubscribe)
+    dispatch()
+    msg = Message.objects.get()
+    assert mailoutbox == []
+    assert msg.status == "cancelled" and msg.reason == "The customer unsubscribed from email marketing."
+    assert msg.smtp_started_at is None
