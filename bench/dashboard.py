@@ -176,8 +176,13 @@ def _copy_rows(shop, n_orders: int, n_customers: int) -> None:
 
 
 def _server(shop):
+    from retention_app.metrics.automation import automation_results
     from retention_app.metrics.dashboard import dashboard_data
+    from retention_app.metrics.selectors import local_midnight
 
+    zone = ZoneInfo(TZ)
+    # The automation panel too (the bench shop has no messages: it measures the query shapes only).
+    automation_results(shop=shop, start=local_midnight(PERIOD[0], zone), end=local_midnight(PERIOD[1], zone))
     data = dashboard_data(
         shop=shop,
         start=PERIOD[0],

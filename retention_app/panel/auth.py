@@ -103,7 +103,8 @@ def shop_required(view):
         response.xframe_options_exempt = True
         response.setdefault(
             "Content-Security-Policy",
-            f"frame-ancestors https://{request.shop.domain} https://admin.shopify.com",
+            # 'self': the rule editor's preview is an iframe of this page (it inherits this policy).
+            f"frame-ancestors 'self' https://{request.shop.domain} https://admin.shopify.com",
         )
         return response
 

@@ -71,7 +71,11 @@ def test_login_dashboard_and_rule_change_takes_effect(browser, live_server, merc
     page.click("tr[data-rule=thank_you] a")
     page.fill("input[name=delay_minutes]", "90")
     page.fill("input[name=subject]", "Thank you from {{ shop_name }}!")
-    page.wait_for_function("document.getElementById('preview-subject').textContent.includes('Acme Tea')")
+    page.wait_for_function(
+        "document.getElementById('preview-subject').textContent.startsWith('Thank you from')"
+    )
+    preview = page.frame_locator("#preview")
+    assert "Acme Tea" in preview.locator("body").inner_text()
     page.screenshot(path=str(ARTIFACTS / "rule-edit.png"), full_page=True)
     page.click("#rule-form button[type=submit]")
     page.wait_for_selector("text=Rule saved.")

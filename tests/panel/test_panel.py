@@ -84,7 +84,7 @@ def test_anonymous_is_sent_to_login(db):
 def test_oauth_session_opens_the_panel(shop):
     response = oauth_client(shop).get("/app/")
     assert response.status_code == 200
-    assert "frame-ancestors https://acme.myshopify.com" in response["Content-Security-Policy"]
+    assert "frame-ancestors 'self' https://acme.myshopify.com" in response["Content-Security-Policy"]
     assert "X-Frame-Options" not in response
 
 
