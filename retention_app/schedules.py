@@ -42,6 +42,11 @@ BEAT_SCHEDULE["automations-winback-scan"] = {
     "schedule": 3600.0,
     "options": {"expires": 3000},
 }
+BEAT_SCHEDULE["automations-orders-catch-up"] = {
+    "task": "automations.orders_catch_up",
+    "schedule": 600.0,
+    "options": {"expires": 540},
+}
 
 # Commerce sync (shop_integrations/shopify/sync.py, reconcile.py): take over backfills whose worker died,
 # and repair missed webhooks by reading what changed since the last pass.

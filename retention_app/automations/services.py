@@ -327,6 +327,35 @@ def automations_on_order(*, order: Order, created: bool) -> list[Message]:
     return scheduled
 
 
+def automations_catch_up_orders(*, now: dt.datetime | None = None, window: dt.timedelta | None = None) -> int:
+    """Periodic safety net: orders the app stored recently (any path, including reconciliation writes that
+    send no events, or an event whose handler failed) that have no automation message yet go through the
+    order rules again. Idempotent (unique constraint). Orders placed before the app was installed are
+    left alone, so a history backfill never triggers automations. Returns messages scheduled."""
+    now = now or timezone.now()
+    window = window or dt.timedelta(hours=2)
+    orders = (
+        Order.objects.filter(
+            created_at__gte=now - window,
+            placed_at__gte=now - ORDER_TRIGGER_MAX_AGE,
+            customer__isnull=False,
+            cancelled_at__isnull=True,
+            shop__status=Shop.Status.INSTALLED,
+            shop__installed_at__isnull=False,
+        )
+        .filter(placed_at__gte=F("shop__installed_at"))
+        .exclude(automation_messages__isnull=False)
+        .select_related("shop", "customer")
+        .order_by("id")[:5000]
+    )
+    scheduled = 0
+    for order in orders:
+        before = Message.objects.filter(order=order).count()
+        automations_on_order(order=order, created=True)
+        scheduled += Message.objects.filter(order=order).count() - before
+    return scheduled
+
+
 def automations_on_fulfillment(
     *, fulfillment: Fulfillment, created: bool, previous_shipment_status: str
 ) -> Message | None:

@@ -51,3 +51,11 @@ def winback_scan_shop(shop_id: int) -> int:
     if shop is None:
         return 0
     return services.winback_schedule_lapsed(shop=shop)
+
+
+@shared_task(name="automations.orders_catch_up", queue=Queue.DEFAULT, ignore_result=True)
+def orders_catch_up() -> int:
+    """Periodic: recent orders without automation messages go through the order rules (safety net)."""
+    from retention_app.automations import services
+
+    return services.automations_catch_up_orders()

@@ -106,3 +106,17 @@ def test_rule_test_send_renders_and_sends(shop, mailoutbox):
     assert mailoutbox[0].to == ["merchant@example.com"]
     with pytest.raises(ValidationError):
         services.rule_test_send(rule=rule, to_email="not-an-email", locale="en")
+
+
+def test_messages_list_is_tenant_scoped(shop, other_shop):
+    from retention_app.automations.models import Message
+    from tests.automations.conftest import fire_order, minutes_ago
+    from tests.factories import OrderFactory
+
+    services.rules_install_defaults(shop=shop)
+    fire_order(OrderFactory(shop=shop, placed_at=minutes_ago(1)))
+    assert Message.objects.filter(shop=shop).count() == 2
+    assert selectors.messages_list(shop=other_shop).count() == 0
+    assert selectors.messages_list(shop=shop, rule_key="thank_you").count() == 1
+    assert selectors.message_status_counts(shop=shop) == {"scheduled": 2}
+    assert selectors.message_status_counts(shop=other_shop) == {}

@@ -165,3 +165,14 @@ def test_customer_redact_erases_message_records(shop, rules):
         sender=None, shop=shop, customer=order.customer, customer_platform_id="x", order_platform_ids=[]
     )
     assert set(Message.objects.values_list("to_email", "subject", "status")) == {("", "", "cancelled")}
+
+
+def test_catch_up_schedules_orders_whose_event_was_missed_but_not_history(shop, rules):
+    shop.installed_at = timezone.now() - dt.timedelta(hours=1)
+    shop.save()
+    missed = OrderFactory(shop=shop, placed_at=minutes_ago(10))  # stored, but no event reached us
+    history = OrderFactory(shop=shop, placed_at=minutes_ago(24 * 60))  # placed before the install
+    assert services.automations_catch_up_orders() == 2  # thank-you + confirmation of `missed`
+    assert services.automations_catch_up_orders() == 0
+    assert set(Message.objects.values_list("order_id", flat=True)) == {missed.pk}
+    assert not Message.objects.filter(order=history).exists()
