@@ -49,7 +49,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear
+from django.db.models.functions import Cast, Coalesce, ExtractMonth, ExtractYear
 from django.utils import timezone
 
 from retention_app.commerce.models import Customer, Order
@@ -382,16 +382,18 @@ def report_from_totals(
 
 
 def _month_index(zone: ZoneInfo):
-    """year × 12 + month − 1 of `placed_at` in the shop's time zone (a database expression)."""
-    return ExtractYear("placed_at", tzinfo=zone) * 12 + ExtractMonth("placed_at", tzinfo=zone) - 1
+    """year × 12 + month − 1 of `placed_at` in the shop's time zone (an integer database expression)."""
+    year = Cast(ExtractYear("placed_at", tzinfo=zone), IntegerField())
+    month = Cast(ExtractMonth("placed_at", tzinfo=zone), IntegerField())
+    return year * 12 + month - 1
 
 
 def cohort_counts(*, shop: Shop, since_month: int | None = None) -> list[tuple[int, int, int]]:
     """(first month index, k, customers) for every cohort and month offset, aggregated in the database.
 
-    The inner query (distinct customer × local month) is built by the ORM, which knows how each backend
-    converts a time to the shop's zone; the outer query is portable SQL: a window MIN over the customer's
-    months gives the cohort, then a GROUP BY counts customers per (cohort, k).
+    The inner query (customer × local month, grouped) is built by the ORM, which knows how each backend
+    converts a time to the shop's zone; the outer query is portable SQL: each customer's first month
+    (MIN over their months) joined back to their months, then customers counted per (cohort, k).
     `since_month` keeps only cohorts whose first month index is ≥ it (e.g. the last 24 months).
     """
     zone = shop_zone(shop)
@@ -399,21 +401,22 @@ def cohort_counts(*, shop: Shop, since_month: int | None = None) -> list[tuple[i
         metric_orders(shop=shop)
         .annotate(mi=_month_index(zone))
         .values("customer_id", "mi")
+        .annotate(n=Count("id"))
         .order_by()
-        .distinct()
     )
     inner_sql, params = inner.query.sql_with_params()
-    having = ""
+    where = ""
     outer_params = list(params)
     if since_month is not None:
-        having = "WHERE fm >= %s"
-        outer_params.append(since_month)
+        where = "WHERE f.fm >= %s"
+        outer_params.append(int(since_month))
     # Only ORM-compiled SQL and constants are interpolated; every value is a bound parameter.
     sql = (
-        "SELECT fm, mi - fm AS k, COUNT(*) FROM ("  # noqa: S608
-        "  SELECT mi, MIN(mi) OVER (PARTITION BY customer_id) AS fm"
-        f"  FROM ({inner_sql}) customer_months"
-        f") with_first {having} GROUP BY fm, mi - fm ORDER BY fm, k"
+        f"WITH cm AS ({inner_sql}) "  # noqa: S608
+        "SELECT f.fm, cm.mi - f.fm AS k, COUNT(*) FROM cm "
+        "JOIN (SELECT customer_id, MIN(mi) AS fm FROM cm GROUP BY customer_id) f "
+        f"ON f.customer_id = cm.customer_id {where} "
+        "GROUP BY f.fm, cm.mi - f.fm ORDER BY f.fm, k"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, outer_params)
