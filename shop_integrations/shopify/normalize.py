@@ -344,6 +344,10 @@ def _nodes(connection: Any) -> list[dict]:
     return [edge["node"] for edge in connection.get("edges") or [] if edge.get("node")]
 
 
+def _has_next_page(connection: Any) -> bool:
+    return isinstance(connection, dict) and bool((connection.get("pageInfo") or {}).get("hasNextPage"))
+
+
 def fulfillment_from_graphql(node: dict, *, order_platform_id: str = "") -> FulfillmentData:
     """A GraphQL `Fulfillment` (displayStatus is the latest shipment status)."""
     fid = platform_id(_require(node, "id", "fulfillment"))
@@ -403,7 +407,9 @@ def order_from_graphql(node: dict) -> OrderData:
         customer_platform_id=customer_id,
         customer=customer_data,
         line_items=(
-            tuple(line_item_from_graphql(li) for li in _nodes(line_items)) if line_items is not None else None
+            tuple(line_item_from_graphql(li) for li in _nodes(line_items))
+            if line_items is not None and not _has_next_page(line_items)
+            else None  # absent, or only a first page: the stored items must not be cut to it
         ),
         fulfillments=(
             tuple(fulfillment_from_graphql(f, order_platform_id=order_id) for f in fulfillments)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -36,7 +37,9 @@ from shop_integrations.shopify.http import ShopifyPermanentError, ShopifyRetryab
 logger = logging.getLogger(__name__)
 
 BULK_DOCUMENTS = {SyncJob.Kind.CUSTOMERS: "bulk_customers", SyncJob.Kind.ORDERS: "bulk_orders"}
-LEASE = dt.timedelta(seconds=20)
+# How long a worker owns a job without renewing it (renewed after every batch and poll). A killed worker's
+# job is taken over after this; the environment may shorten it (end-to-end tests).
+LEASE = dt.timedelta(seconds=float(os.environ.get("SYNC_JOB_LEASE_SECONDS") or 20))
 # How long one task run keeps polling a bulk operation before handing over to a later run.
 POLL_BUDGET_SECONDS = 240.0
 
@@ -212,7 +215,12 @@ def _download(job: SyncJob, progress: ProgressCallback | None) -> None:
     job.rows_done_at_writing_start = job.rows_done
     _save(job, "writing_started_at", "rows_done_at_writing_start")
     if job.result_url:
-        batch_rows = int(getattr(settings, "SYNC_BULK_BATCH_ROWS", bulk.DEFAULT_BATCH_ROWS))
+        # Rows per transaction (and per resume point); settings or the environment (tests shrink it).
+        batch_rows = int(
+            getattr(settings, "SYNC_BULK_BATCH_ROWS", None)
+            or os.environ.get("SYNC_BULK_BATCH_ROWS")
+            or bulk.DEFAULT_BATCH_ROWS
+        )
 
         def on_batch(rows_done: int, bytes_done: int) -> None:
             # Inside the batch's transaction: rows and resume point commit together.
