@@ -8,7 +8,6 @@ another shop's rows.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,11 +15,11 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from retention_app.commerce.models import Customer, Fulfillment, LineItem, Order, Product
+from retention_app.discounts.selectors import unused_code_for_customer
 from retention_app.shops.models import Shop
 from retention_app.tracking import pagecache
 from retention_app.tracking.models import (
@@ -82,25 +81,11 @@ def tracking_branding_get(*, shop: Shop) -> dict[str, Any]:
 
 
 def unused_discount_code(*, customer: Customer | None):
-    """The customer's unused Boomerang code (H6's selector) or None; None too while discounts is absent."""
+    """The customer's unused Boomerang code (discounts' `unused_code_for_customer`: .code/.url/.expires_at)
+    or None."""
     if customer is None:
         return None
-    selector = _discount_selector()
-    return selector(customer) if selector is not None else None
-
-
-@functools.cache
-def _discount_selector():
-    """H6's `unused_code_for_customer` once discounts is importable and its table migrated (checked once
-    per process: the discounts app was being written in parallel with this one), else None."""
-    try:
-        from retention_app.discounts.models import DiscountCode
-        from retention_app.discounts.selectors import unused_code_for_customer
-    except ImportError:
-        return None
-    if DiscountCode._meta.db_table not in connection.introspection.table_names():
-        return None
-    return unused_code_for_customer
+    return unused_code_for_customer(customer)
 
 
 # --- store links (no open redirect) -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,7 @@ from retention_app.tracking.selectors import same_store_url
 from retention_app.tracking.services import (
     public_id_from_token,
     tracking_branding_update,
+    tracking_customer_recs_invalidate,
     tracking_page_path,
     tracking_page_url,
 )
@@ -295,6 +297,39 @@ class TestRecommendationsAndRedirects:
         assert r["Location"] == "https://acme.myshopify.com/discount/BACK-7QX2"
         assert TrackingClick.objects.get().discount_code == "BACK-7QX2"
 
+    def test_customers_real_unused_code_is_shown_and_used_ones_are_not(self, client, shop, other_shop):
+        from retention_app.discounts.models import DiscountCode
+
+        f = make_shipment(shop)
+        customer = f.order.customer
+
+        def code(code, **kwargs):
+            return DiscountCode.objects.create(
+                shop=kwargs.pop("shop", shop),
+                customer=kwargs.pop("customer", customer),
+                rule_key="order_confirmation",
+                trigger_key=code,
+                code=code,
+                value_type="percentage",
+                value=Decimal("10"),
+                currency="USD",
+                starts_at=timezone.now() - dt.timedelta(days=1),
+                status=kwargs.pop("status", "active"),
+                **kwargs,
+            )
+
+        code("USED-1", status="redeemed", redeemed_at=timezone.now())
+        code("OLD-1", expires_at=timezone.now() - dt.timedelta(days=1))
+        code("RIVAL-1", shop=other_shop, customer=make_shipment(other_shop).order.customer)
+        body = page(client, f).content.decode()
+        assert "A gift for your next order" not in body and "RIVAL-1" not in body and "USED-1" not in body
+        code("BACK-NEW1", expires_at=timezone.now() + dt.timedelta(days=20))
+        tracking_customer_recs_invalidate(customer_id=customer.pk)  # what a new order does
+        body = page(client, f).content.decode()
+        assert "BACK-NEW1" in body
+        token = tracking_page_path(f).split("/")[2]
+        assert client.get(f"/t/{token}/code/")["Location"] == "https://acme.myshopify.com/discount/BACK-NEW1"
+
     def test_no_code_means_no_section_and_redirect_home(self, client, shipment):
         token = tracking_page_path(shipment).split("/")[2]
         assert "A gift for your next order" not in page(client, shipment).content.decode()
@@ -346,3 +381,17 @@ def test_page_view_is_one_row_with_hashed_visitor(client, shipment):
     views = list(TrackingPageView.objects.all())
     assert len(views) == 2 and views[0].visitor_hash == views[1].visitor_hash
     assert re.fullmatch(r"[0-9a-f]{32}", views[0].visitor_hash) and "127.0.0.1" not in views[0].visitor_hash
+
+
+def test_process_local_layer_serves_repeat_views_and_drops_on_change(client, shipment, settings):
+    """Production keeps a page per process for TRACKING_PAGE_LOCAL_CACHE_SECONDS; a change announced in
+    this process drops it at once (other processes within those seconds)."""
+    settings.TRACKING_PAGE_LOCAL_CACHE_SECONDS = 30
+    path = tracking_page_path(shipment)
+    client.get(path)
+    add_event(shipment, "DELIVERED", hours_ago=0, message="Left at the door")
+    assert "Left at the door" not in client.get(path).content.decode()
+    changed(shipment)
+    assert "Left at the door" in client.get(path).content.decode()
+    flush_views()
+    assert TrackingPageView.objects.count() == 3
