@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS: list[str] = ["graphql_pacing", "webhook_ingress"]
+BENCHMARKS: list[str] = ["graphql_pacing", "webhook_ingress", "tracking_page"]
 
 
 def main(argv: list[str]) -> int:
