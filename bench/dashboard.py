@@ -147,6 +147,8 @@ def _copy_rows(shop, n_orders: int, n_customers: int) -> None:
             },
         )
         columns = [c for c, _ in sample]
+        base = [v for _, v in sample]
+        at = {c: i for i, c in enumerate(columns)}
         n = 0
         with pg.copy(f"COPY {Order._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
             for customer_id, k in zip(ids, counts, strict=True):
@@ -155,19 +157,17 @@ def _copy_rows(shop, n_orders: int, n_customers: int) -> None:
                 for ts in times:
                     n += 1
                     placed = dt.datetime.fromtimestamp(ts, dt.UTC)
-                    row = dict(sample)
                     u = rng.random()
-                    row.update(
-                        customer_id=customer_id,
-                        platform_id=str(n),
-                        name=f"#{n}",
-                        total_price=Decimal(int(rng.lognormvariate(3.8, 0.6) * 100)) / 100,
-                        placed_at=placed,
-                        financial_status="paid",
-                        cancelled_at=placed + dt.timedelta(hours=2) if u < 0.02 else None,
-                        is_test=0.02 <= u < 0.03,
-                    )
-                    copy.write_row([row[c] for c in columns])
+                    row = base.copy()
+                    row[at["customer_id"]] = customer_id
+                    row[at["platform_id"]] = str(n)
+                    row[at["name"]] = f"#{n}"
+                    row[at["total_price"]] = Decimal(int(rng.lognormvariate(3.8, 0.6) * 100)) / 100
+                    row[at["placed_at"]] = placed
+                    row[at["financial_status"]] = "paid"
+                    row[at["cancelled_at"]] = placed + dt.timedelta(hours=2) if u < 0.02 else None
+                    row[at["is_test"]] = 0.02 <= u < 0.03
+                    copy.write_row(row)
         pg.execute(f"ANALYZE {Order._meta.db_table}")
         pg.execute(f"ANALYZE {Customer._meta.db_table}")
 
