@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from retention_app.ingress import services
 from retention_app.queues import Queue
@@ -12,7 +13,8 @@ from retention_app.queues import Queue
     queue=Queue.WEBHOOKS,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(services.TransientProcessingError,),
+    # A database connection lost outside the handler's savepoint is transient too.
+    autoretry_for=(services.TransientProcessingError, OperationalError, InterfaceError),
     retry_backoff=5,
     retry_backoff_max=600,
     retry_jitter=True,
