@@ -12,7 +12,7 @@ import itertools
 import random
 
 from .commerce import FX, LOCALE_CURRENCY
-from .store import utcnow
+from .store import BULK_LOAD_INDEXES, utcnow
 
 NAMES = {
     "en": (
@@ -273,6 +273,10 @@ def seed_shop(
         for row in cust_rows:
             if row[0] in last_order_at:
                 row[11] = fiso(max(last_order_at[row[0]], created_ts[row[0]]))
+        bulk_load = orders >= 20_000
+        if bulk_load:
+            for statement in BULK_LOAD_INDEXES:
+                c.execute("DROP INDEX IF EXISTS " + statement.split(" EXISTS ")[1].split(" ON ")[0])
         c.executemany(
             "INSERT INTO customers(id, shop, email, first_name, last_name, phone, locale, tags, "
             "marketing_state, "
@@ -307,6 +311,9 @@ def seed_shop(
             "province, country, estimated_delivery_at, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
             event_rows,
         )
+        if bulk_load:
+            for statement in BULK_LOAD_INDEXES:
+                c.execute(statement)
         c.execute("UPDATE shops SET order_number=? WHERE domain=?", (number, shop))
         if webhooks:
             from .payloads import order_payload
