@@ -97,3 +97,16 @@ def messages_sent_by_month(*, shop: Shop, since: dt.datetime) -> list[dict]:
         .order_by("month")
         .values("month", "sent")
     )
+
+
+def attributed_revenue_by_month(*, shop: Shop, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """[{month: date, orders: n, revenue: Decimal}] of attributed orders placed in [start, end), by month
+    of the shop's time zone (months without attributed orders are absent)."""
+    return list(
+        _attributed_orders(shop=shop, start=start, end=end)
+        .annotate(month=TruncMonth("placed_at", tzinfo=shop_zone(shop)))
+        .values("month")
+        .annotate(orders=Count("id"), revenue=Sum("total_price"))
+        .order_by("month")
+        .values("month", "orders", "revenue")
+    )

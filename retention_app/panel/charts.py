@@ -73,3 +73,39 @@ def line_chart(
         SafeString("".join(polylines)),
         ticks,
     )
+
+
+def bar_chart(
+    *, labels: list[str], values: list[Decimal | int], width: int = 600, height: int = 140
+) -> SafeString:
+    """Vertical bars (e.g. revenue per month); the tallest bar fills the height."""
+    pad_b, pad_t = 20, 8
+    n = max(len(labels), 1)
+    slot = (width - 8) / n
+    top = max([float(v) for v in values] + [0.0]) or 1.0
+    plot_h = height - pad_b - pad_t
+    bars = format_html_join(
+        "",
+        '<rect x="{}" y="{}" width="{}" height="{}" fill="#059669"><title>{}: {}</title></rect>'
+        '<text x="{}" y="{}" class="axis" text-anchor="middle">{}</text>',
+        (
+            (
+                f"{4 + i * slot + slot * 0.15:.1f}",
+                f"{pad_t + plot_h * (1 - float(v) / top):.1f}",
+                f"{slot * 0.7:.1f}",
+                f"{plot_h * float(v) / top:.1f}",
+                label,
+                v,
+                f"{4 + i * slot + slot / 2:.1f}",
+                height - 6,
+                label[2:] if len(label) == 7 else label,
+            )
+            for i, (label, v) in enumerate(zip(labels, values, strict=True))
+        ),
+    )
+    return format_html(
+        '<svg viewBox="0 0 {} {}" class="chart" role="img" preserveAspectRatio="none">{}</svg>',
+        width,
+        height,
+        bars,
+    )

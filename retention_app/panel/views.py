@@ -24,7 +24,7 @@ from retention_app.automations.models import Message
 from retention_app.commerce.models import Customer, Order
 from retention_app.discounts.models import DiscountCode
 from retention_app.metrics import selectors as metrics
-from retention_app.metrics.automation import automation_results
+from retention_app.metrics.automation import attributed_revenue_by_month, automation_results
 from retention_app.metrics.dashboard import dashboard_data
 from retention_app.panel import charts
 from retention_app.panel.auth import SESSION_KEY, login_shop, member_shops, shop_required
@@ -86,7 +86,20 @@ def dashboard(request):
     results = automation_results(
         shop=shop, start=metrics.local_midnight(start, zone), end=metrics.local_midnight(end, zone)
     )
+    months = metrics.month_starts(end_month_start=(end - dt.timedelta(days=1)).replace(day=1), months=11)
+    by_month = {
+        r["month"].date() if hasattr(r["month"], "date") else r["month"]: r["revenue"]
+        for r in attributed_revenue_by_month(
+            shop=shop,
+            start=metrics.local_midnight(months[0], zone),
+            end=metrics.local_midnight(end, zone),
+        )
+    }
     context = {
+        "revenue_chart": charts.bar_chart(
+            labels=[m.strftime("%Y-%m") for m in months],
+            values=[(by_month.get(m) or Decimal(0)).quantize(Decimal("0.01")) for m in months],
+        ),
         "form": form,
         "report": report,
         "north_star": _north_star(report, settings_row.north_star_metric),

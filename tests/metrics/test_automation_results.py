@@ -86,3 +86,21 @@ def test_message_created_outside_period_is_not_counted(shop, history):
         shop=shop, start=history.at("2020-03-01 00:00"), end=history.at("2020-04-01 00:00")
     )
     assert results["rules"][0].sent == 0
+
+
+def test_attributed_revenue_by_month(shop, history):
+    from retention_app.metrics.automation import attributed_revenue_by_month
+
+    rule = RuleFactory(shop=shop)
+    a = history.customer("A")
+    MessageFactory(shop=shop, rule=rule, customer=a, status="sent", sent_at=history.at("2026-02-25 10:00"))
+    history.order("A", "2026-02-27 10:00", "10.00")
+    history.order("A", "2026-03-02 10:00", "15.00")
+    history.order("A", "2026-03-30 10:00", "99.00")  # more than 30 days after the message
+    rows = attributed_revenue_by_month(
+        shop=shop, start=history.at("2026-01-01 00:00"), end=history.at("2026-04-01 00:00")
+    )
+    assert [(r["month"].strftime("%Y-%m"), r["orders"], r["revenue"]) for r in rows] == [
+        ("2026-02", 1, Decimal("10.00")),
+        ("2026-03", 1, Decimal("15.00")),
+    ]
