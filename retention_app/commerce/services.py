@@ -419,12 +419,16 @@ def _newest(rows: Iterable, key=lambda r: r.platform_id) -> list:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def commerce_bulk_write(*, shop_id: int, batch: BulkBatch) -> None:
+def commerce_bulk_write(*, shop_id: int, batch: BulkBatch, durable: bool = True) -> None:
     """Write a batch of history rows (customers, orders, line items, fulfillments) with the same rules as the
     single-row upserts (keyed by (shop, platform_id), never older over newer, replays are harmless) but
     without events. Orders' embedded line items / fulfillments are written too. Orders whose customer is
     not stored yet get a stub customer (filled when the customer arrives). Must run inside a transaction
-    the caller commits (the caller records its progress in the same transaction)."""
+    the caller commits (the caller records its progress in the same transaction).
+
+    durable=False (the backfill) lets PostgreSQL acknowledge the commit before its WAL is flushed
+    (synchronous_commit off for this transaction only): a server crash can then lose the last batches, but
+    always together with the resume offset committed beside them, so the resumed job writes them again."""
     customers = _newest(batch.customers)
     orders = _newest(batch.orders)
     line_items = list(batch.line_items)
@@ -437,6 +441,9 @@ def commerce_bulk_write(*, shop_id: int, batch: BulkBatch) -> None:
     fulfillments = _newest(fulfillments)
     line_items = list({(o, li.platform_id): (o, li) for o, li in line_items}.values())
     if connection.vendor == "postgresql":
+        if not durable:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
         _pg_bulk_write(shop_id, customers, orders, line_items, fulfillments)
     else:
         _orm_bulk_write(shop_id, customers, orders, line_items, fulfillments)

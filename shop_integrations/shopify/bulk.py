@@ -23,7 +23,8 @@ from retention_app.commerce.services import BulkBatch, commerce_bulk_write
 from shop_integrations.shopify import normalize
 from shop_integrations.shopify.http import ShopifyPermanentError, ShopifyRetryableError
 
-DEFAULT_BATCH_ROWS = 5000
+# Lines per transaction: large enough that per-commit costs vanish, small enough for constant memory.
+DEFAULT_BATCH_ROWS = 20000
 CHUNK_BYTES = 1 << 20
 
 
@@ -129,6 +130,6 @@ def load_jsonl(
 
 def _flush(shop_id, batch, on_batch, rows_done, offset) -> None:
     with transaction.atomic():
-        commerce_bulk_write(shop_id=shop_id, batch=batch)
+        commerce_bulk_write(shop_id=shop_id, batch=batch, durable=False)
         if on_batch is not None:
             on_batch(rows_done, offset)
