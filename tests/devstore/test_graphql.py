@@ -465,3 +465,36 @@ def test_bulk_fast_executor_matches_graphql_core(admin):
     fast = run_bulk(admin, query)
     assert len(reference) > 15
     assert fast == reference
+
+
+def test_seed_is_realistic(admin):
+    seeded = admin.control.seed(admin.shop, customers=40, orders=400, months=6, seed=3)
+    assert seeded["orders"] == 400 and seeded["fulfillments"] > 0 and seeded["fulfillment_events"] > 0
+    customers = admin.data(f"{{ customers(first: 40) {{ nodes {{ {CUSTOMER_FIELDS} }} }} }}")["customers"][
+        "nodes"
+    ]
+    assert {"en", "th", "vi", "pl", "zh-TW"} <= {c["locale"] for c in customers}
+    counts = sorted((int(c["numberOfOrders"]) for c in customers), reverse=True)
+    assert counts[0] >= 10 and counts.count(1) + counts.count(0) >= 1  # repeat buyers and a long tail
+    orders = admin.data(
+        "{ orders(first: 100) { nodes { currencyCode createdAt cancelledAt displayFinancialStatus "
+        "lineItems(first: 5) { nodes { quantity } } } } }"
+    )["orders"]["nodes"]
+    assert len({o["currencyCode"] for o in orders}) >= 3
+    assert len({len(o["lineItems"]["nodes"]) for o in orders}) >= 3  # varied baskets
+    assert len({c["createdAt"][:7] for c in customers}) >= 4  # customers joined over the months
+    assert len({o["createdAt"][:7] for o in orders}) >= 2  # the oldest orders already span months
+    assert any(o["cancelledAt"] for o in orders) or any(o["displayFinancialStatus"] != "PAID" for o in orders)
+
+
+def test_refund_updates_financial_status(admin):
+    order = admin.control.place_order(admin.shop, email="refund@example.com", items=[{"handle": "gift-box"}])
+    partial = admin.control.refund_order(admin.shop, order["id"], amount="10.00")
+    assert partial["financial_status"] == "partially_refunded" and partial["current_total_price"] == "29.00"
+    full = admin.control.refund_order(admin.shop, order["id"])
+    assert full["financial_status"] == "refunded"
+    with pytest.raises(DevStoreError) as nothing_left:
+        admin.control.refund_order(admin.shop, order["id"], amount="1.00")
+    assert nothing_left.value.status == 400
+    node = admin.data(f'{{ order(id: "gid://shopify/Order/{order["id"]}") {{ displayFinancialStatus }} }}')
+    assert node["order"]["displayFinancialStatus"] == "REFUNDED"
