@@ -8,6 +8,7 @@ SECRET_KEY (django.core.signing, salt "tracking.page"): unguessable, tamper-evid
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -62,7 +63,7 @@ def tracking_link_get_or_create(*, fulfillment: Fulfillment) -> TrackingLink:
 
 
 def tracking_token(*, link: TrackingLink) -> str:
-    return signing.Signer(salt=TOKEN_SALT).sign(link.public_id)
+    return _signer(settings.SECRET_KEY).sign(link.public_id)
 
 
 def tracking_page_path(fulfillment: Fulfillment) -> str:
@@ -79,9 +80,15 @@ def public_id_from_token(token: str) -> str | None:
     if not token or len(token) > 128:
         return None
     try:
-        return signing.Signer(salt=TOKEN_SALT).unsign(token)
+        return _signer(settings.SECRET_KEY).unsign(token)
     except signing.BadSignature:
         return None
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(secret_key: str) -> signing.Signer:
+    # Built once per key (the hot path checks a token per request); keyed so a changed key is honoured.
+    return signing.Signer(key=secret_key, salt=TOKEN_SALT)
 
 
 # --- branding ----------------------------------------------------------------------------------------------
@@ -145,8 +152,13 @@ def tracking_branding_update(*, shop: Shop, data: dict[str, Any]) -> TrackingBra
 
 def visitor_hash(*, ip: str, user_agent: str, day: dt.date) -> str:
     """A keyed hash that identifies a browser for one day only; the IP itself is never stored."""
-    key = hashlib.sha256(f"{settings.SECRET_KEY}|tracking-visitor|{day.isoformat()}".encode()).digest()
+    key = _visitor_key(settings.SECRET_KEY, day.isoformat())
     return hmac.new(key, f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=4)
+def _visitor_key(secret_key: str, day: str) -> bytes:
+    return hashlib.sha256(f"{secret_key}|tracking-visitor|{day}".encode()).digest()
 
 
 def view_suffix(*, day: dt.date, digest: str, now: dt.datetime) -> str:

@@ -96,9 +96,8 @@ def tracking_page(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("No such tracking page.")
     requested = P.normalize_language(request.GET.get("lang")) or ""
     key = pagecache.page_key(public_id, requested)
-    count_view = (
-        request.headers.get("Purpose") != "prefetch" and request.headers.get("Sec-Purpose") != "prefetch"
-    )
+    meta = request.META
+    count_view = meta.get("HTTP_PURPOSE") != "prefetch" and meta.get("HTTP_SEC_PURPOSE") != "prefetch"
     ip, user_agent = _client_ip(request), request.META.get("HTTP_USER_AGENT", "")[:512]
     now = timezone.now()
     suffix = ""
