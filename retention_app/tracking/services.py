@@ -302,7 +302,9 @@ def tracking_page_cache_invalidate(*, fulfillment_id: int) -> None:
 
 
 def tracking_customer_redact(*, shop: Shop, customer: Customer | None) -> int:
-    """customers/redact: unlink the customer's clicks (the only per-customer rows here). Idempotent."""
+    """customers/redact: unlink the customer's clicks (the only per-customer rows here) and re-render their
+    cached pages (bumped generation) so nothing erased elsewhere is served from the cache. Idempotent."""
     if customer is None:
         return 0
+    tracking_customer_recs_invalidate(customer_id=customer.pk)
     return TrackingClick.objects.filter(shop=shop, customer=customer).update(customer=None)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from retention_app.commerce.events import order_upserted
 from retention_app.shops.events import customer_data_export, customer_redact
+from retention_app.tracking import pagecache
 from retention_app.tracking.models import TrackingAttribution, TrackingClick, TrackingPageView
 from retention_app.tracking.selectors import (
     tracking_stats_for_shop,
@@ -130,10 +131,13 @@ def test_customer_redact_unlinks_clicks_and_export_lists_them(shop, clicked):
     responses = customer_data_export.send(sender=None, shop=shop, customer=customer, customer_platform_id="x")
     section = next(r for _, r in responses if isinstance(r, dict) and r.get("section") == "tracking")
     assert len(section["data"]["clicks"]) == 1 and section["data"]["clicks"][0]["kind"] == "recommendation"
+    generation = pagecache.generations([pagecache.customer_generation_key(customer.pk)])
     customer_redact.send(
         sender=None, shop=shop, customer=customer, customer_platform_id="x", order_platform_ids=[]
     )
     assert TrackingClick.objects.get().customer_id is None
+    # Their cached pages are re-rendered from the (redacted) rows.
+    assert pagecache.generations([pagecache.customer_generation_key(customer.pk)]) != generation
     customer_redact.send(
         sender=None, shop=shop, customer=customer, customer_platform_id="x", order_platform_ids=[]
     )
