@@ -14,6 +14,7 @@ from retention_app.shops.services import shop_credentials_drop
 from shop_integrations.shopify.client import ShopifyClient
 from shop_integrations.shopify.documents import load
 from shop_integrations.shopify.oauth import WEBHOOK_TOPICS, access_token_for
+from tests.conftest import requires_postgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -140,3 +141,70 @@ def test_concurrent_refresh_reaches_the_store_once(app_settings, devstore, devst
     assert len(set(results)) == 1 and len(results) == 6
     assert ShopCredential.objects.get(shop=shop).access_token == results[0]
     assert ShopifyClient.for_shop(shop).execute(load("shop"))["shop"]["myshopifyDomain"] == devstore_shop
+
+
+REFRESH_WORKER = """
+import os, sys, time
+import django
+django.setup()
+from retention_app.shops.models import Shop
+from shop_integrations.shopify.oauth import access_token_for
+shop = Shop.objects.get(domain=sys.argv[1])
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):  # all workers start together
+    time.sleep(0.005)
+print("token", access_token_for(shop), flush=True)
+"""
+
+
+@requires_postgres  # the production setting: SELECT ... FOR UPDATE across processes
+def test_concurrent_refresh_from_processes_reaches_the_store_once(
+    app_settings, devstore, devstore_shop, tmp_path
+):
+    import datetime as dt
+    import os
+    import subprocess
+    import sys
+
+    from django.utils import timezone
+
+    from tests.fixtures.processes import _database_url
+
+    browser_install(app_settings.APP_URL, devstore_shop)
+    shop = Shop.objects.get(domain=devstore_shop)
+    ShopCredential.objects.filter(shop=shop).update(
+        access_token_expires_at=timezone.now() + dt.timedelta(seconds=30)
+    )
+    go = tmp_path / "go"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "retention_app.settings",
+        "DEBUG": "1",
+        "DATABASE_URL": _database_url(),
+        "SHOPIFY_STORE_URL_TEMPLATE": devstore.store_url_template,
+        "SHOPIFY_DEV_SHOP_SUFFIX": ".devstore.test",
+    }
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", REFRESH_WORKER, devstore_shop, str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
+        go.write_text("go")
+        outputs = [worker.communicate(timeout=60) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    assert all(worker.returncode == 0 for worker in workers), [err[-2000:] for _, err in outputs]
+    tokens = [out.strip().split()[-1] for out, _ in outputs]
+    assert devstore.control.stats(devstore_shop)["refreshes"] == 1, outputs
+    assert len(set(tokens)) == 1
+    assert ShopCredential.objects.get(shop=shop).access_token == tokens[0]
