@@ -14,10 +14,12 @@ so nothing is written twice; and the upserts make a replay harmless anyway.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 import requests
-from django.db import transaction
+from django.db import connection, connections, transaction
 
 from retention_app.commerce.services import BulkBatch, commerce_bulk_write
 from shop_integrations.shopify import normalize
@@ -105,27 +107,47 @@ def load_jsonl(
 
     `lines` yields (line, offset just past it) (see stream_lines). Each batch is written and
     `on_batch(rows_done, bytes_done)` called in the same transaction. Lines that are not valid JSON or
-    lack required fields raise normalize.PayloadError (the job fails with the line's offset)."""
+    lack required fields raise normalize.PayloadError (the job fails with the line's offset).
+
+    On PostgreSQL outside a transaction (a worker), batches are written by a second thread with its own
+    connection while this one parses the next batch: parsing (Python) and writing (the server) overlap.
+    At most one batch waits between them, so memory stays constant. Inside a transaction (tests, callers
+    that need one) batches are written inline, in that transaction."""
+    writer = _BackgroundWriter(shop_id, on_batch) if _can_pipeline() else None
     batch = BulkBatch.empty()
     count = 0
     last_offset = None
-    for line, offset in lines:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            raise normalize.PayloadError(f"line ending at byte {offset} is not JSON") from None
-        _add_line(batch, obj)
-        count += 1
-        last_offset = offset
-        if count >= batch_rows:
+    try:
+        for line, offset in lines:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                raise normalize.PayloadError(f"line ending at byte {offset} is not JSON") from None
+            _add_line(batch, obj)
+            count += 1
+            last_offset = offset
+            if count >= batch_rows:
+                rows_done += count
+                if writer:
+                    writer.submit(batch, rows_done, offset)
+                else:
+                    _flush(shop_id, batch, on_batch, rows_done, offset)
+                batch = BulkBatch.empty()
+                count = 0
+        if count:
             rows_done += count
-            _flush(shop_id, batch, on_batch, rows_done, offset)
-            batch = BulkBatch.empty()
-            count = 0
-    if count:
-        rows_done += count
-        _flush(shop_id, batch, on_batch, rows_done, last_offset)
+            if writer:
+                writer.submit(batch, rows_done, last_offset)
+            else:
+                _flush(shop_id, batch, on_batch, rows_done, last_offset)
+    finally:
+        if writer:
+            writer.close()  # waits for the last batch; re-raises the writer's error
     return rows_done
+
+
+def _can_pipeline() -> bool:
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 def _flush(shop_id, batch, on_batch, rows_done, offset) -> None:
@@ -133,3 +155,46 @@ def _flush(shop_id, batch, on_batch, rows_done, offset) -> None:
         commerce_bulk_write(shop_id=shop_id, batch=batch, durable=False)
         if on_batch is not None:
             on_batch(rows_done, offset)
+
+
+class _BackgroundWriter:
+    """One writer thread fed through a queue of size 1; the first error stops it and is re-raised."""
+
+    def __init__(self, shop_id: int, on_batch) -> None:
+        self.shop_id = shop_id
+        self.on_batch = on_batch
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="bulk-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (item := self.queue.get()) is not None:
+                if self.error is None:
+                    try:
+                        batch, rows_done, offset = item
+                        _flush(self.shop_id, batch, self.on_batch, rows_done, offset)
+                    except BaseException as exc:  # handed to the parsing thread
+                        self.error = exc
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    def _put(self, item) -> None:
+        while True:
+            if self.error is not None and item is not None:
+                raise self.error
+            try:
+                self.queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def submit(self, batch: BulkBatch, rows_done: int, offset: int) -> None:
+        self._put((batch, rows_done, offset))
+
+    def close(self) -> None:
+        self._put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error

@@ -14,6 +14,7 @@ from retention_app.shops.events import shop_installed
 from shop_integrations.shopify import bulk, sync
 from shop_integrations.shopify.client import ShopifyClient
 from shop_integrations.shopify.sync_handlers import COMMERCE_TOPIC_HANDLERS
+from tests.conftest import requires_postgres
 from tests.sync.conftest import FIXTURES
 
 pytestmark = pytest.mark.django_db
@@ -321,3 +322,27 @@ def test_sync_shop_command_runs_both_jobs_with_a_progress_bar(shop):
     out = io.StringIO()
     call_command("sync_shop", "--shop", shop.domain, stdout=out)
     assert "already complete" in out.getvalue()
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_pipelined_writer_outside_a_transaction_writes_everything_and_reports_errors(shop):
+    from django.db import connection
+
+    assert not connection.in_atomic_block  # the worker's situation: batches go to the writer thread
+    data = make_orders_jsonl(30)
+    seen = []
+    done = bulk.load_jsonl(
+        shop_id=shop.pk, lines=lines_of(data), batch_rows=7, on_batch=lambda r, o: seen.append(r)
+    )
+    assert done == 90 and seen[-1] == 90 and seen == sorted(seen)
+    assert Order.objects.filter(shop=shop).count() == 30 and LineItem.objects.filter(shop=shop).count() == 60
+
+    class Boom(Exception):
+        pass
+
+    def fail(rows_done, offset):
+        raise Boom
+
+    with pytest.raises(Boom):
+        bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(make_orders_jsonl(40)), batch_rows=7, on_batch=fail)
