@@ -61,19 +61,6 @@ BEAT_SCHEDULE["commerce-reconcile"] = {
     "options": {"expires": 800},
 }
 
-# Commerce sync (shop_integrations/shopify/sync.py, reconcile.py): take over backfills whose worker died,
-# and repair missed webhooks by reading what changed since the last pass.
-BEAT_SCHEDULE["commerce-resume-stalled-sync-jobs"] = {
-    "task": "shop_integrations.shopify.sync.resume_stalled_sync_jobs",
-    "schedule": 60.0,
-    "options": {"expires": 50},
-}
-BEAT_SCHEDULE["commerce-reconcile"] = {
-    "task": "shop_integrations.shopify.reconcile.reconcile_all_shops",
-    "schedule": 900.0,
-    "options": {"expires": 800},
-}
-
 # Tracking pages (retention_app/tracking/tasks.py): move page views buffered in Redis into the database.
 BEAT_SCHEDULE["tracking-flush-page-views"] = {
     "task": "tracking.flush_page_views",
