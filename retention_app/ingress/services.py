@@ -182,15 +182,35 @@ def _insert_delivery(
         # Do not wait for the WAL flush (the largest cost of the request on a busy disk). Only a crash of
         # the database server within ~0.6 s can lose the row; see INGRESS_ASYNC_COMMIT in settings.
         # Reference: https://www.postgresql.org/docs/current/wal-async-commit.html
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor.execute(_insert_delivery_sql(), params)
-            row = cursor.fetchone()
+        with connection.cursor() as cursor:
+            if _client_side_binding(cursor):
+                # One round trip: both statements of one simple query run in one (implicit) transaction,
+                # so the transaction-local setting covers the INSERT and nothing after it.
+                cursor.execute(_ASYNC_COMMIT_PREFIX + _insert_delivery_sql(), params)
+                cursor.nextset()
+                row = cursor.fetchone()
+            else:
+                with transaction.atomic():
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                    cursor.execute(_insert_delivery_sql(), params)
+                    row = cursor.fetchone()
     else:
         with connection.cursor() as cursor:
             cursor.execute(_insert_delivery_sql(), params)
             row = cursor.fetchone()
     return row[0] if row else None
+
+
+_ASYNC_COMMIT_PREFIX = "SELECT set_config('synchronous_commit', 'off', true); "
+
+
+def _client_side_binding(cursor) -> bool:
+    """psycopg 3 client-side binding cursor (Django's default): it may send several statements at once."""
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(cursor.cursor, psycopg.ClientCursor)
 
 
 # Process-local cache of shop domain -> shop id, so a webhook request needs one statement, not two.
