@@ -96,9 +96,10 @@ def status_sentence(status: str):
 def estimated_delivery(fulfillment: Fulfillment, events: list, *, now: dt.datetime) -> dt.datetime | None:
     """The ETA to show, or None: hidden once delivered/picked up/cancelled and once the ETA is past.
 
-    The latest event that carries an ETA wins over the fulfillment's own (carriers revise it)."""
+    The latest event that carries an ETA wins over the fulfillment's own (carriers revise it). A failed
+    delivery shows none either: the old date no longer means anything, the advice says what happens next."""
     status = display_status(fulfillment)
-    if status in DONE_STATUSES or status == CANCELLED or fulfillment.delivered_at is not None:
+    if status in DONE_STATUSES or status in (CANCELLED, S.FAILURE) or fulfillment.delivered_at is not None:
         return None
     eta = fulfillment.estimated_delivery_at
     for event in events:  # chronological

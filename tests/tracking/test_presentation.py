@@ -67,15 +67,16 @@ def test_problem_statuses_have_advice_and_others_do_not():
 
 
 class TestEstimatedDelivery:
-    def test_shown_when_in_future(self):
+    @pytest.mark.parametrize("status", ["IN_TRANSIT", "DELAYED", "ATTEMPTED_DELIVERY", ""])
+    def test_shown_when_in_future(self, status):
         eta = NOW + dt.timedelta(days=2)
-        assert P.estimated_delivery(ful("IN_TRANSIT", eta=eta), [], now=NOW) == eta
+        assert P.estimated_delivery(ful(status, eta=eta), [], now=NOW) == eta
 
     def test_hidden_when_past_due(self):
         assert P.estimated_delivery(ful("IN_TRANSIT", eta=NOW - dt.timedelta(hours=1)), [], now=NOW) is None
 
-    @pytest.mark.parametrize("status", ["DELIVERED", "PICKED_UP"])
-    def test_hidden_once_delivered(self, status):
+    @pytest.mark.parametrize("status", ["DELIVERED", "PICKED_UP", "FAILURE"])
+    def test_hidden_once_delivered_or_failed(self, status):
         assert P.estimated_delivery(ful(status, eta=NOW + dt.timedelta(days=1)), [], now=NOW) is None
 
     def test_hidden_when_delivered_at_set(self):
