@@ -194,3 +194,30 @@ def test_schema_is_served(client):
     assert response.status_code == 200
     body = response.content.decode()
     assert "/api/v1/metrics/retention" in body and "shopToken" in body
+
+
+def test_api_token_create_command(shop):
+    out = io.StringIO()
+    call_command("api_token_create", "--shop", shop.domain, "--name", "ci", stdout=out)
+    plain = out.getvalue().strip()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
+    assert client.get("/api/v1/rules/").status_code == 200
+    assert ShopApiToken.objects.get(shop=shop).name == "ci"
+
+
+def test_panel_session_can_call_the_api_but_writes_need_csrf(shop):
+    from django.contrib.auth import get_user_model
+
+    from retention_app.panel.models import ShopMembership
+    from tests.panel.factories import RuleFactory
+
+    user = get_user_model().objects.create_user(username="mai", password="s3cret-pass!")
+    ShopMembership.objects.create(user=user, shop=shop)
+    rule = RuleFactory(shop=shop)
+    client = APIClient(enforce_csrf_checks=True)
+    client.login(username="mai", password="s3cret-pass!")
+    assert client.get("/api/v1/rules/").json()["count"] == 1
+    assert client.patch(f"/api/v1/rules/{rule.pk}/", {"enabled": False}, format="json").status_code == 403
+    rule.refresh_from_db()
+    assert rule.enabled is True
