@@ -32,6 +32,7 @@ class WebhookDispatcher:
         self.ds = devstore
         self.store = devstore.store
         self.cond = threading.Condition()
+        self.kick = threading.Event()
         self.stopped = False
         self.thread: threading.Thread | None = None
         self.session = requests.Session()
@@ -40,14 +41,16 @@ class WebhookDispatcher:
         self.thread = threading.Thread(target=self._run, name="devstore-webhooks", daemon=True)
         self.thread.start()
 
+    # Lock order: never take the store lock while holding `self.cond` (enqueue runs inside a store
+    # transaction and calls wake()). The delivery thread sleeps on the `kick` event, flushers on `cond`.
     def stop(self) -> None:
+        self.stopped = True
+        self.kick.set()
         with self.cond:
-            self.stopped = True
             self.cond.notify_all()
 
     def wake(self) -> None:
-        with self.cond:
-            self.cond.notify_all()
+        self.kick.set()
 
     def enqueue(self, shop: str, topic: str, payload: dict, *, conn=None) -> int:
         """Queue `payload` for every subscription of `shop` to `topic`; returns how many were queued.
@@ -108,8 +111,8 @@ class WebhookDispatcher:
         """Block until no delivery is pending (delivered or given up), or `timeout` seconds."""
         deadline = time.monotonic() + timeout
         self.wake()
-        with self.cond:
-            while self.pending_count() and time.monotonic() < deadline:
+        while self.pending_count() and time.monotonic() < deadline:
+            with self.cond:
                 self.cond.wait(min(0.2, max(0.0, deadline - time.monotonic())))
         counts = {
             r["status"]: r["n"]
@@ -130,13 +133,14 @@ class WebhookDispatcher:
                 worked = False
             with self.cond:
                 self.cond.notify_all()  # flushers re-check the queue
-                if not worked and not self.stopped:
-                    nxt = self.store.one(
-                        "SELECT min(next_at) AS t FROM webhook_queue WHERE status='pending'"
-                    )["t"]
-                    wait = 1.0 if nxt is None else min(1.0, max(0.0, nxt - time.time()))
-                    if wait > 0:
-                        self.cond.wait(wait)
+            if not worked and not self.stopped:
+                nxt = self.store.one("SELECT min(next_at) AS t FROM webhook_queue WHERE status='pending'")[
+                    "t"
+                ]
+                wait = 1.0 if nxt is None else min(1.0, max(0.0, nxt - time.time()))
+                if wait > 0:
+                    self.kick.wait(wait)
+                self.kick.clear()
 
     def _deliver_due(self) -> bool:
         mode = self.ds.setting("webhook_mode") or {}
