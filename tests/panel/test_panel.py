@@ -283,3 +283,37 @@ def test_sync_page_shows_progress_webhooks_and_errors(panel, shop, other_shop):
     assert 'aria-valuenow="25"' in body and "50 / 200" in body
     assert "handler exploded: bad total" in body and "orders/" in body
     assert "RIVAL-ERR" not in body and "RIVAL-WEBHOOK" not in body and "customers/update" not in body
+
+
+def _session_token(domain: str, *, secret: str | None = None, aud: str | None = None) -> str:
+    import time
+
+    import jwt
+    from django.conf import settings
+
+    now = int(time.time())
+    claims = {
+        "iss": f"https://{domain}/admin",
+        "dest": f"https://{domain}",
+        "aud": aud or settings.SHOPIFY_API_KEY,
+        "sub": "42",
+        "exp": now + 60,
+        "nbf": now - 5,
+        "iat": now - 5,
+        "jti": "t1",
+        "sid": "s1",
+    }
+    return jwt.encode(claims, secret or settings.SHOPIFY_API_SECRET, algorithm="HS256")
+
+
+def test_embedded_with_a_real_app_bridge_token(shop, other_shop):
+    """The default hook (the platform's session-token verifier) opens the panel of the token's shop only."""
+    from retention_app.shops.models import ShopCredential
+
+    ShopCredential.objects.create(shop=shop, access_token="shpat_test")
+    client = Client()
+    response = client.get("/app/", {"id_token": _session_token(shop.domain)})
+    assert response.status_code == 200 and "Acme Tea" in response.content.decode()
+    # A forged token (wrong secret) or one for another app does not log anyone in.
+    for bad in (_session_token(shop.domain, secret="x" * 32), _session_token(shop.domain, aud="other-app")):
+        assert Client().get("/app/", {"id_token": bad}).status_code == 302
