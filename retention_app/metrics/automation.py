@@ -110,3 +110,23 @@ def attributed_revenue_by_month(*, shop: Shop, start: dt.datetime, end: dt.datet
         .order_by("month")
         .values("month", "orders", "revenue")
     )
+
+
+def tracking_results(*, shop: Shop, start: dt.datetime, end: dt.datetime) -> dict:
+    """Branded tracking pages in [start, end): views, unique visitors (per day), clicks, and the orders
+    and revenue the tracking domain attributed to those clicks (its own window, last click wins)."""
+    from retention_app.tracking.models import TrackingAttribution, TrackingClick, TrackingPageView
+
+    views = TrackingPageView.objects.filter(shop=shop, created_at__gte=start, created_at__lt=end)
+    attributed = TrackingAttribution.objects.filter(
+        shop=shop, created_at__gte=start, created_at__lt=end
+    ).aggregate(
+        orders=Count("id"), revenue=Coalesce(Sum("revenue"), Value(Decimal("0")), output_field=_MONEY)
+    )
+    return {
+        "views": views.count(),
+        "visitors": views.values("day", "visitor_hash").distinct().count(),
+        "clicks": TrackingClick.objects.filter(shop=shop, created_at__gte=start, created_at__lt=end).count(),
+        "orders": attributed["orders"],
+        "revenue": attributed["revenue"],
+    }

@@ -24,7 +24,11 @@ from retention_app.automations.models import Message
 from retention_app.commerce.models import Customer, Order
 from retention_app.discounts.models import DiscountCode
 from retention_app.metrics import selectors as metrics
-from retention_app.metrics.automation import attributed_revenue_by_month, automation_results
+from retention_app.metrics.automation import (
+    attributed_revenue_by_month,
+    automation_results,
+    tracking_results,
+)
 from retention_app.metrics.dashboard import dashboard_data
 from retention_app.panel import charts
 from retention_app.panel.auth import SESSION_KEY, login_shop, member_shops, shop_required
@@ -117,6 +121,9 @@ def dashboard(request):
         "vips": data.vips,
         "vip_share": settings_row.vip_share_percent,
         "results": results,
+        "tracking": tracking_results(
+            shop=shop, start=metrics.local_midnight(start, zone), end=metrics.local_midnight(end, zone)
+        ),
         "period_days": (end - start).days,
     }
     return render(request, "panel/dashboard.html", context)

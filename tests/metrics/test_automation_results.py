@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -104,3 +105,50 @@ def test_attributed_revenue_by_month(shop, history):
         ("2026-02", 1, Decimal("10.00")),
         ("2026-03", 1, Decimal("15.00")),
     ]
+
+
+def test_tracking_results(shop, other_shop, history):
+    from retention_app.metrics.automation import tracking_results
+    from retention_app.tracking.models import TrackingAttribution, TrackingClick, TrackingPageView
+    from tests.factories import FulfillmentFactory
+
+    def track(target, name, day_hashes, when):
+        order = (
+            History(target).order(name, "2026-03-03 10:00")
+            if target != shop
+            else history.order(name, "2026-03-03 10:00")
+        )
+        fulfillment = FulfillmentFactory(order=order)
+        for day, visitor in day_hashes:
+            TrackingPageView.objects.create(
+                shop=target,
+                fulfillment=fulfillment,
+                day=dt.date.fromisoformat(day),
+                visitor_hash=visitor,
+                created_at=when,
+            )
+        click = TrackingClick.objects.create(
+            shop=target,
+            fulfillment=fulfillment,
+            customer=order.customer,
+            kind="discount_code",
+            discount_code="BACK-1",
+        )
+        TrackingClick.objects.filter(pk=click.pk).update(created_at=when)
+        TrackingAttribution.objects.create(
+            shop=target, order=order, click=click, revenue=Decimal("42.50"), currency="USD"
+        )
+        TrackingAttribution.objects.filter(order=order).update(created_at=when)
+
+    when = history.at("2026-03-04 10:00")
+    track(
+        shop,
+        "A",
+        [("2026-03-04", "v1"), ("2026-03-04", "v1"), ("2026-03-04", "v2"), ("2026-03-05", "v1")],
+        when,
+    )
+    track(other_shop, "Z", [("2026-03-04", "z1")], when)
+    got = tracking_results(
+        shop=shop, start=history.at("2026-03-01 00:00"), end=history.at("2026-04-01 00:00")
+    )
+    assert got == {"views": 4, "visitors": 3, "clicks": 1, "orders": 1, "revenue": Decimal("42.50")}
