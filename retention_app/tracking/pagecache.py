@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -98,6 +99,7 @@ def bump(key: str) -> None:
 
 _local_pages: dict[str, tuple[float, bytes, str, str]] = {}
 _local_views: list[str] = []
+_local_views_lock = threading.Lock()
 _local_views_since = 0.0
 LOCAL_MAX_PAGES = 2000
 LOCAL_VIEW_BATCH = 100
@@ -135,8 +137,11 @@ def flush_local_views() -> None:
         return
     import redis
 
-    batch = list(_local_views)
-    _local_views.clear()
+    with _local_views_lock:  # gthread workers: no view lost or sent twice between copy and clear
+        batch = list(_local_views)
+        _local_views.clear()
+    if not batch:
+        return
     try:
         client.rpush(VIEW_BUFFER_KEY, *batch)
     except redis.RedisError:
