@@ -254,3 +254,20 @@ def test_uninstall_revokes_tokens(devstore, devstore_shop):
     devstore.control.uninstall_app(devstore_shop)
     assert graphql_status(devstore, devstore_shop, tokens["access_token"]) == 401
     assert all(not t["valid"] for t in devstore.control.tokens(devstore_shop))
+
+
+def test_oauth_faults_only_when_asked(devstore, devstore_shop):
+    tokens = install(devstore, devstore_shop, expiring="1").json()
+    body = {
+        "client_id": devstore.api_key,
+        "client_secret": devstore.api_secret,
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+    }
+    devstore.control.set_faults(fail_next=1)  # Admin API only: the token endpoint is untouched
+    assert graphql_status(devstore, devstore_shop, tokens["access_token"]) == 503
+    devstore.control.set_faults(fail_next=1, oauth=True)
+    failed = requests.post(token_url(devstore, devstore_shop), json=body, timeout=10)
+    assert failed.status_code == 503
+    retried = requests.post(token_url(devstore, devstore_shop), json=body, timeout=10)
+    assert retried.status_code == 200  # the failed attempt did not consume the refresh token
