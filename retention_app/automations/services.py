@@ -472,6 +472,16 @@ def messages_recover_stale(*, now: dt.datetime | None = None, lease_seconds: int
     now = now or timezone.now()
     expired = now - dt.timedelta(seconds=CLAIM_LEASE_SECONDS if lease_seconds is None else lease_seconds)
     stale = Message.objects.filter(status=Message.Status.SENDING, claimed_at__lt=expired)
+    # A message whose send keeps dying (a poison row) stops being retried.
+    gave_up = stale.filter(smtp_started_at__isnull=True, attempts__gte=MAX_ATTEMPTS).update(
+        status=Message.Status.FAILED,
+        claimed_by="",
+        cap_counted_at=None,
+        reason=(
+            f"Gave up after {MAX_ATTEMPTS} interrupted send attempts (nothing was handed to the mail server)."
+        ),
+        updated_at=now,
+    )
     retried = stale.filter(smtp_started_at__isnull=True).update(
         status=Message.Status.SCHEDULED,
         claimed_by="",
@@ -489,7 +499,10 @@ def messages_recover_stale(*, now: dt.datetime | None = None, lease_seconds: int
         ),
         updated_at=now,
     )
-    return {"retried": retried, "unknown": unknown}
+    result = {"retried": retried, "unknown": unknown}
+    if gave_up:
+        result["gave_up"] = gave_up
+    return result
 
 
 def messages_claim_due(*, now: dt.datetime | None = None, limit: int, token: str) -> list[int]:

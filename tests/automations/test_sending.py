@@ -267,3 +267,16 @@ def test_unsubscribe_racing_the_send_wins_at_the_commit_point(shop, rules, dispa
     assert mailoutbox == []
     assert msg.status == "cancelled" and msg.reason == "The customer unsubscribed from email marketing."
     assert msg.smtp_started_at is None
+
+
+def test_a_send_that_keeps_dying_is_given_up(shop, rules):
+    only(rules, "thank_you")
+    fire_order(OrderFactory(shop=shop, placed_at=minutes_ago(31)))
+    for attempt in range(1, services.MAX_ATTEMPTS + 1):
+        assert services.messages_claim_due(limit=1, token=f"T{attempt}")  # claimed, then the worker dies
+        later = timezone.now() + dt.timedelta(seconds=services.CLAIM_LEASE_SECONDS + 1)
+        result = services.messages_recover_stale(now=later)
+    assert result == {"retried": 0, "unknown": 0, "gave_up": 1}
+    msg = Message.objects.get()
+    assert msg.status == "failed" and msg.attempts == services.MAX_ATTEMPTS
+    assert msg.reason.startswith("Gave up after 5 interrupted send attempts")
