@@ -22,6 +22,7 @@ Tokens are never logged.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import random
@@ -340,6 +341,12 @@ class ShopifyClient:
     def with_token(cls, shop_domain: str, access_token: str, **kwargs) -> ShopifyClient:
         """A client with a fixed token (install time, before the token is stored): no refresh on 401."""
         return cls(shop_domain, lambda rejected: access_token, can_refresh=False, **kwargs)
+
+    def with_attempts(self, max_attempts: int) -> ShopifyClient:
+        """The same client with another retry bound (1: for optional reads that must not hold things up)."""
+        clone = copy.copy(self)
+        clone.max_attempts = max_attempts
+        return clone
 
     def _backoff(self, attempt: int, hint: float | None = None) -> float:
         delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))

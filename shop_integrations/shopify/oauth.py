@@ -26,6 +26,7 @@ from retention_app.shops.models import Shop, ShopCredential
 from retention_app.shops.services import AccessGrant, ShopDetails, shop_credential_store, shop_install
 from shop_integrations.shopify.domains import require_shop_domain, store_base_url
 from shop_integrations.shopify.http import (
+    ShopifyError,
     ShopifyPermanentError,
     ShopifyUnauthorizedError,
     post_json,
@@ -308,20 +309,30 @@ def _locale(value: str) -> str:
 
 
 def fetch_shop_details(client) -> ShopDetails:
-    """The shop's name, email, currency, IANA time zone and primary locale."""
+    """The shop's name, email, currency, IANA time zone, owner's name and primary locale. The owner's name
+    and the locale are optional (asked separately; a store that cannot answer them does not stop the
+    install: the merchant sets them in the panel)."""
     from shop_integrations.shopify.documents import load
 
     # Reference: https://shopify.dev/docs/api/admin-graphql/2026-01/queries/shop
     shop = client.execute(load("shop"))["shop"]
+    optional = client.with_attempts(1)
     primary_locale = "en"
     try:
         # Reference: https://shopify.dev/docs/api/admin-graphql/2026-01/queries/shopLocales
-        locales = client.execute(load("shop_locales"))["shopLocales"] or []
+        locales = optional.execute(load("shop_locales"))["shopLocales"] or []
         primary_locale = next((_locale(x["locale"]) for x in locales if x.get("primary")), "en")
-    except ShopifyPermanentError as exc:
+    except ShopifyError as exc:
         # Not essential for the install: the merchant can set the language in the panel.
         logger.warning("shop locales of %s not readable (%s); using en", client.shop_domain, exc)
+    owner_name = ""
+    try:
+        # Reference: https://shopify.dev/docs/api/admin-graphql/2026-01/queries/shop
+        owner_name = optional.execute(load("shop_owner"))["shop"]["shopOwnerName"] or ""
+    except ShopifyError as exc:
+        logger.warning("shop owner of %s not readable (%s); the merchant can set it", client.shop_domain, exc)
     return ShopDetails(
+        owner_name=owner_name,
         platform_shop_id=str(shop.get("id") or "").rsplit("/", 1)[-1],
         name=shop.get("name") or "",
         email=shop.get("email") or "",

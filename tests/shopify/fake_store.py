@@ -23,6 +23,7 @@ class FakeStore:
         self.subscriptions: list[tuple[str, str]] = []
         self.issued = 0
         self.token_status = 200
+        self.optional_fields_fail = False  # like the dev store: no shopOwnerName / shopLocales
 
     def install(self, rsps: responses.RequestsMock) -> FakeStore:
         rsps.add_callback(responses.POST, f"{self.base}/admin/oauth/access_token", callback=self._token)
@@ -67,6 +68,11 @@ class FakeStore:
                     "primaryDomain": {"url": "https://acme-tea.test"},
                 }
             }
+        elif self.optional_fields_fail and ("ShopOwner" in query or "ShopLocales" in query):
+            error = {"message": "Internal error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+            return 200, {}, json.dumps({"errors": [error], "extensions": {"cost": ANSWER_COST}})
+        elif "ShopOwner" in query:
+            data = {"shop": {"shopOwnerName": "Mai Chan"}}
         elif "ShopLocales" in query:
             data = {"shopLocales": [{"locale": "en", "primary": False}, {"locale": "th", "primary": True}]}
         elif "webhookSubscriptionCreate" in query:

@@ -143,7 +143,7 @@ def test_callback_installs_the_shop_and_logs_the_merchant_in(
         "th",
     )
     assert shop.status == Shop.Status.INSTALLED and shop.platform_shop_id == "42"
-    assert shop.storefront_url == "https://acme-tea.test"
+    assert shop.storefront_url == "https://acme-tea.test" and shop.owner_name == "Mai Chan"
     credential = ShopCredential.objects.get(shop=shop)
     assert (credential.access_token, credential.refresh_token) == ("shpat_1", "shprt_1")
     assert credential.access_token_expires_at is not None and credential.refresh_token_expires_at is not None
@@ -178,6 +178,18 @@ def test_array_params_in_the_callback_are_verified(client, settings, store):
     ).hexdigest()
     query = urlencode(params) + "&ids%5B%5D=2&ids%5B%5D=1"
     assert client.get("/shopify/callback?" + query).status_code == 302
+
+
+@pytest.mark.django_db
+def test_optional_shop_fields_that_fail_do_not_stop_the_install(client, settings, store):
+    store.optional_fields_fail = True
+    response = client.get(callback_query(settings, start_install(client)))
+    assert response.status_code == 302
+    shop = Shop.objects.get(domain=SHOP)
+    assert (shop.name, shop.owner_name, shop.primary_locale) == ("Acme Tea", "", "en")
+    # asked once each, not retried (they must not hold up the install)
+    optional = [r for r in store.graphql_requests if "ShopOwner" in r["query"] or "ShopLocales" in r["query"]]
+    assert len(optional) == 2
 
 
 # --- callback: forged and stale --------------------------------------------------------------------------
