@@ -18,10 +18,14 @@ from django.utils import timezone
 
 from retention_app.automations import services
 from retention_app.automations.models import Message
-from retention_app.commerce.services import fulfillment_event_upsert, order_upsert
+from retention_app.commerce.services import fulfillment_event_upsert, fulfillment_upsert, order_upsert
 from retention_app.shops.services import AccessGrant, shop_credential_store
 from shop_integrations.devstore.control import DevStoreError
-from shop_integrations.shopify.normalize import fulfillment_event_from_rest, order_from_rest
+from shop_integrations.shopify.normalize import (
+    fulfillment_event_from_rest,
+    fulfillment_from_rest,
+    order_from_rest,
+)
 from tests.automations.conftest import only
 from tests.factories import ShopFactory
 from tests.fixtures.processes import wait_until
@@ -94,7 +98,8 @@ def test_codes_shipping_and_win_back_against_the_dev_store(
     # --- shipping updates: one email per status change ---------------------------------------------------
     smtp_server.messages.clear()
     shipped = control.fulfill_order(devstore_shop, int(placed["id"]), tracking_number="1Z999")
-    sync_order(local_shop, shipped["order"])  # orders/fulfilled embeds the new fulfillment
+    # fulfillments/create (the orders/fulfilled body may carry the same updated_at second as the last one)
+    fulfillment_upsert(shop=local_shop, data=fulfillment_from_rest(shipped["fulfillment"]))
     fulfillment_id = int(shipped["fulfillment"]["id"])
     for status in ("in_transit", "out_for_delivery", "delivered"):
         event = control.add_tracking_event(devstore_shop, fulfillment_id, status=status)["event"]
