@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -63,13 +63,33 @@ def is_transient(exc: BaseException) -> bool:
 # --- receiving (inside the webhook request) ------------------------------------------------------------
 
 
+class InvalidPayload(ValueError):
+    """The delivery's body is not a JSON object (the endpoint answers 400 with this message)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_payload(text: str) -> dict[str, Any]:
+    """The body as a JSON object, or InvalidPayload. Strict JSON (RFC 8259): NaN and Infinity, which Python
+    would accept and PostgreSQL's jsonb refuses, are not JSON."""
+    try:
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidPayload("body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise InvalidPayload("body must be a JSON object")
+    return payload
+
+
 def webhook_delivery_receive(
     *,
     platform: str,
     shop_domain: str,
     topic: str,
     webhook_id: str,
-    payload: dict[str, Any],
+    payload: dict[str, Any] | None = None,
     raw_body: str | None = None,
     event_id: str = "",
     api_version: str = "",
@@ -79,17 +99,34 @@ def webhook_delivery_receive(
 ) -> ReceiveOutcome:
     """Store a verified delivery once (unique webhook id) and enqueue its processing after commit.
 
-    `raw_body` (the request body, already checked to be a JSON object equal to `payload`) is stored as is,
-    which spares re-serializing the payload. A delivery for a shop unknown here is not stored (we hold
-    nothing for it); for a compliance topic an audit record says so, since the platform expects privacy
-    requests to be answered.
+    Give `payload` (the parsed body) or `raw_body` (the body's text) or both. `raw_body` is stored as is,
+    which spares re-serializing the payload. With `raw_body` alone the body is not parsed in Python when
+    PostgreSQL can check it: the INSERT casts it to jsonb, which refuses anything that is not JSON, and a
+    body that is not `{...}` is parsed up front. Either way a body that is not a JSON object raises
+    InvalidPayload and nothing is stored (the endpoint answers 400).
+
+    A delivery for a shop unknown here is not stored (we hold nothing for it); for a compliance topic an
+    audit record says so, since the platform expects privacy requests to be answered.
 
     With settings.INGRESS_ASYNC_COMMIT, deliveries that are not `critical` are committed without waiting
     for the WAL flush (PostgreSQL asynchronous commit). Lifecycle and privacy topics are always `critical`:
     losing one could not be repaired, while a lost commerce delivery is repaired by the periodic
     reconciliation of the sync domain."""
+    if payload is None:
+        if raw_body is None:
+            raise TypeError("webhook_delivery_receive needs payload or raw_body")
+        stripped = raw_body.strip()
+        if (
+            connection.vendor != "postgresql"
+            or "\\u0000" in raw_body
+            or stripped[:1] != "{"
+            or stripped[-1:] != "}"
+        ):
+            payload = parse_payload(raw_body)
     shop_id = shop_id_for_domain(platform=platform, domain=shop_domain)
     if shop_id is None:
+        if payload is None:
+            payload = parse_payload(raw_body)  # a non-JSON body is a 400 whatever the shop
         logger.info("webhook %s for unknown shop %s ignored (id %s)", topic, shop_domain, webhook_id)
         if is_compliance:
             compliance_audit_record_unknown_shop(
@@ -109,19 +146,36 @@ def webhook_delivery_receive(
         if raw_body is not None and "\\u0000" not in raw_body
         else json.dumps(_without_nul(payload)),
     }
+    unchecked = payload is None
     try:
-        delivery_id = _insert_delivery(shop_id=shop_id, **row)
+        delivery_id = _insert_delivery_checked(unchecked, shop_id=shop_id, **row)
     except IntegrityError:
         # The cached shop id is stale (shop deleted, maybe re-created): look it up again, once.
         forget_shop_id(platform=platform, domain=shop_domain)
         shop_id = shop_id_for_domain(platform=platform, domain=shop_domain)
         if shop_id is None:
             return ReceiveOutcome.UNKNOWN_SHOP
-        delivery_id = _insert_delivery(shop_id=shop_id, **row)
+        delivery_id = _insert_delivery_checked(unchecked, shop_id=shop_id, **row)
     if delivery_id is None:
         return ReceiveOutcome.DUPLICATE
     transaction.on_commit(lambda: webhook_delivery_enqueue(delivery_id=delivery_id))
     return ReceiveOutcome.STORED
+
+
+def _insert_delivery_checked(unchecked: bool, **row: Any) -> int | None:
+    """`_insert_delivery`; for a body not parsed in Python (`unchecked`), a database error is first put down
+    to the body: when it is not a JSON object, InvalidPayload; otherwise the error itself. Inside a
+    transaction the statement runs in a savepoint, so a refused body leaves the transaction usable."""
+    if not unchecked:
+        return _insert_delivery(**row)
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():
+                return _insert_delivery(**row)
+        return _insert_delivery(**row)
+    except DatabaseError:
+        parse_payload(row["payload"])  # raises InvalidPayload for a body PostgreSQL refused as JSON
+        raise
 
 
 def _without_nul(value: Any) -> Any:
@@ -139,6 +193,13 @@ _INSERT_COLUMNS = (
     "shop_id", "platform", "webhook_id", "event_id", "topic", "shop_domain", "api_version", "triggered_at",
     "payload", "status", "attempts", "last_error", "received_at", "updated_at",
 )  # fmt: skip
+# Columns whose value is the same for every new delivery: written as SQL literals (fixed strings from this
+# module, never request data), which spares binding and escaping three parameters per request.
+_INSERT_CONSTANTS = {
+    "status": f"'{WebhookDelivery.Status.PENDING.value}'",
+    "attempts": "0",
+    "last_error": "''",
+}
 _insert_sql: dict[str, str] = {}
 
 
@@ -150,7 +211,10 @@ def _insert_delivery_sql() -> str:
         meta, qn = WebhookDelivery._meta, connection.ops.quote_name
         columns = ", ".join(qn(meta.get_field(name).column) for name in _INSERT_COLUMNS)
         jsonb = "::jsonb" if connection.vendor == "postgresql" else ""
-        values = ", ".join(f"%s{jsonb}" if name == "payload" else "%s" for name in _INSERT_COLUMNS)
+        values = ", ".join(
+            _INSERT_CONSTANTS.get(name) or (f"%s{jsonb}" if name == "payload" else "%s")
+            for name in _INSERT_COLUMNS
+        )
         conflict, pk = qn(meta.get_field("webhook_id").column), qn(meta.pk.column)
         sql = _insert_sql[connection.vendor] = (
             f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES ({values}) "  # noqa: S608
@@ -171,13 +235,10 @@ def _insert_delivery(
         **fields,
         "triggered_at": connection.ops.adapt_datetimefield_value(triggered_at),
         "payload": payload,
-        "status": WebhookDelivery.Status.PENDING.value,
-        "attempts": 0,
-        "last_error": "",
         "received_at": now,
         "updated_at": now,
     }
-    params = [values[name] for name in _INSERT_COLUMNS]
+    params = [values[name] for name in _INSERT_COLUMNS if name not in _INSERT_CONSTANTS]
     if async_commit and connection.vendor == "postgresql":
         # Do not wait for the WAL flush (the largest cost of the request on a busy disk). Only a crash of
         # the database server within ~0.6 s can lose the row; see INGRESS_ASYNC_COMMIT in settings.

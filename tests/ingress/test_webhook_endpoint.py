@@ -111,6 +111,31 @@ def test_a_body_that_is_not_json_is_400(shop, webhooks, handled, body):
     assert not WebhookDelivery.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json}",
+        b'{"id": 1,}',
+        b'{"id": 1} {"id": 2}',
+        b'{"id": NaN}',
+        b'{"a": ' * 50_000 + b"1" + b"}" * 50_000,
+    ],
+)
+def test_a_body_shaped_like_an_object_but_not_json_is_400(shop, webhooks, handled, body):
+    # On PostgreSQL such a body reaches the INSERT (its jsonb cast is the JSON check): it must still be a
+    # 400 with nothing stored, and the surrounding transaction must stay usable.
+    response = webhooks.post(TEST_TOPIC, body, webhook_id="w-bad")
+    assert response.status_code == 400
+    assert "JSON" in response.json()["error"]
+    assert not WebhookDelivery.objects.exists()
+    assert webhooks.post(TEST_TOPIC, {"id": 1}, webhook_id="w-bad").json()["status"] == "stored"
+
+
+def test_a_non_json_body_for_an_unknown_shop_is_400(db, webhooks, handled):
+    response = webhooks.post(TEST_TOPIC, b"{not json}", shop_domain="nobody.myshopify.com")
+    assert response.status_code == 400
+
+
 def test_a_json_body_that_is_not_an_object_is_400(shop, webhooks, handled):
     response = webhooks.post(TEST_TOPIC, [1, 2, 3])
     assert response.status_code == 400
