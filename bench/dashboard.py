@@ -11,6 +11,11 @@ DATABASE_URL). The data is generated once and reused while the sizes match (BENC
 forces it). Shop time zone Asia/Bangkok; ~2 % cancelled and ~1 % test orders. Each side is timed
 BENCH_DASHBOARD_REPEAT times (default 3) and the best run is reported; the numbers of both sides are
 compared and the run fails loudly if they differ.
+
+The dashboard's rollup reads the orders in customer order; it is an index-only scan when commerce_order has
+the covering partial index proposed for commerce (see retention_app/metrics/dashboard.py). Until commerce
+has it, BENCH_DASHBOARD_COVERING_INDEX=create builds it by hand in the bench database (=drop removes it),
+so both states can be measured; the run prints which state it measured, and the load average.
 """
 
 from __future__ import annotations
@@ -314,6 +319,33 @@ def _pandas(shop):
     return out
 
 
+COVERING_INDEX = "bench_order_metrics_cover"
+COVERING_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {COVERING_INDEX} ON commerce_order (shop_id, customer_id, placed_at) "
+    "INCLUDE (total_price) WHERE cancelled_at IS NULL AND NOT is_test"
+)
+
+
+def _covering_index() -> str:
+    """Apply BENCH_DASHBOARD_COVERING_INDEX (create / drop) and say whether such an index exists."""
+    from django.db import connection
+
+    wanted = os.environ.get("BENCH_DASHBOARD_COVERING_INDEX", "")
+    with connection.cursor() as cursor:
+        if wanted == "create":
+            cursor.execute(COVERING_INDEX_SQL)
+            cursor.execute("VACUUM (ANALYZE) commerce_order")
+        elif wanted == "drop":
+            cursor.execute(f"DROP INDEX IF EXISTS {COVERING_INDEX}")
+            cursor.execute("ANALYZE commerce_order")
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'commerce_order'"
+            " AND indexdef LIKE '%%(shop_id, customer_id, placed_at) INCLUDE (total_price)%%'"
+        )
+        found = [r[0] for r in cursor.fetchall()]
+    return f"present ({', '.join(found)})" if found else "absent (heap read in customer order)"
+
+
 def _best(fn, shop, repeat: int):
     best, result = float("inf"), None
     for _ in range(repeat):
@@ -329,6 +361,7 @@ def main() -> None:
     repeat = int(os.environ.get("BENCH_DASHBOARD_REPEAT", "3"))
     _setup_django()
     shop = _ensure_data(n_orders, n_customers)
+    index_state = _covering_index()
     server_s, server = _best(_server, shop, repeat)
     pandas_s, frame = _best(_pandas, shop, repeat)
     diffs = [k for k in server if server[k] != frame[k]]
@@ -336,6 +369,8 @@ def main() -> None:
         f"dashboard on PostgreSQL: {n_orders:,} orders, {n_customers:,} customers, 24-month cohorts, "
         f"best of {repeat}"
     )
+    print(f"  covering index on orders: {index_state}")
+    print("  load average (1/5/15 min) at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"  server (SQL via the ORM):   {server_s * 1000:8.0f} ms   target <= 1000 ms")
     print(f"  pandas (read + compute):    {pandas_s * 1000:8.0f} ms   baseline")
     print(f"  ratio pandas / server:      {pandas_s / server_s:8.2f} x  (> 1 means the server is faster)")

@@ -301,3 +301,31 @@ def test_dashboard_rollup_matches_the_selectors(bangkok, history):
         c.pk for c in vip_customers(shop=bangkok, share_percent=30, as_of=as_of)
     ]
     assert len(data.vips) == 2  # ceil(6 customers (A B C D E G) with orders before as_of × 30 %)
+
+
+def test_dashboard_lists_keep_the_selectors_order_on_ties(bangkok, history):
+    """The dashboard returns every result of one statement (UNION ALL, whose row order is not guaranteed)
+    and orders the customer lists again: ties on spend fall back to the last order, then the id."""
+    from retention_app.metrics.dashboard import dashboard_data
+
+    for name, day in [("P", "2025-06-03"), ("Q", "2025-06-01"), ("R", "2025-06-02"), ("S", "2025-06-01")]:
+        history.order(name, f"{day} 10:00", "100.00")  # equal spend, all lapsed by 2026-03
+    history.order("T", "2026-03-10 10:00", "100.00")  # active: not at risk, still a VIP candidate
+    data = dashboard_data(
+        shop=bangkok,
+        start=D("2026-03-01"),
+        end=D("2026-04-01"),
+        window_days=30,
+        vip_share_percent=100,
+        series_months=2,
+        today=D("2026-04-10"),
+    )
+    as_of = history.at("2026-04-01 00:00")
+    expected_risk = [c.pk for c in customers_at_risk(shop=bangkok, as_of=as_of, window_days=30, limit=10)]
+    assert [c.pk for c in data.at_risk] == expected_risk
+    assert [c.first_name for c in data.at_risk] == ["P", "R", "Q", "S"]  # last order desc, then id
+    assert [c.pk for c in data.vips] == [
+        c.pk for c in vip_customers(shop=bangkok, share_percent=100, as_of=as_of)
+    ]
+    assert [c.first_name for c in data.vips] == ["P", "Q", "R", "S", "T"]  # equal spend: by id
+    assert all(c.order_count == 1 and c.spend == Decimal("100.00") for c in data.vips)
