@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -97,7 +97,9 @@ def _customer_fields(data: CustomerData, *, keep_personal: bool = False) -> dict
         "platform_updated_at": data.platform_updated_at,
         "tags": list(data.tags),
     }
-    if not keep_personal:
+    if keep_personal:
+        fields.pop("tags")  # blanked by the redaction (tags may hold personal notes)
+    else:
         fields.update(
             email=data.email[:320],
             first_name=data.first_name[:255],
@@ -111,8 +113,38 @@ def _customer_fields(data: CustomerData, *, keep_personal: bool = False) -> dict
     return fields
 
 
+def consent_is_newer(
+    *,
+    stored_state: str,
+    stored_at: dt.datetime | None,
+    incoming_state: str | None,
+    incoming_at: dt.datetime | None,
+) -> bool:
+    """May the payload's marketing state replace the stored one? (Compliance: consent is never silently
+    re-subscribed.) The store's `updated_at` says when the customer object changed, not when consent did: a
+    delayed webhook or a reconciliation page read before Boomerang's unsubscribe was written back to the
+    store carries the old SUBSCRIBED state with a fresh `updated_at`. So the consent timestamps decide:
+    - no consent information in the payload: keep the stored state;
+    - nothing recorded locally (no timestamp): take the payload's;
+    - the payload's consent time is newer than (or equal to) the stored one: an explicit change on the
+      store, it wins;
+    - the payload's consent time is older: keep the stored state;
+    - the payload has no consent time (old payloads, accepts_marketing only): it may only lower consent,
+      never (re-)subscribe over a dated local state."""
+    if incoming_state is None:
+        return False
+    if stored_at is None:
+        return True
+    if incoming_at is None:
+        return incoming_state not in (Customer.MarketingState.SUBSCRIBED, Customer.MarketingState.PENDING)
+    return incoming_at >= stored_at
+
+
 def customer_upsert(*, shop, data: CustomerData) -> UpsertResult:
-    """Create or update the customer; sends customer_upserted(created, previous_marketing_state)."""
+    """Create or update the customer; sends customer_upserted(created, previous_marketing_state).
+
+    The marketing state follows `consent_is_newer` (a newer local consent change is kept). A redacted
+    customer (customers/redact) stays redacted: personal fields stay blank, the state stays REDACTED."""
     with transaction.atomic():
         fields = _customer_fields(data)
         customer, created = _lock_or_create(
@@ -123,7 +155,16 @@ def customer_upsert(*, shop, data: CustomerData) -> UpsertResult:
             if _is_stale(customer.platform_updated_at, data.platform_updated_at):
                 return UpsertResult(customer, False, False)
             # A redacted customer stays redacted: no personal data comes back.
-            fields = _customer_fields(data, keep_personal=customer.redacted_at is not None)
+            redacted = customer.redacted_at is not None
+            fields = _customer_fields(data, keep_personal=redacted)
+            if redacted or not consent_is_newer(
+                stored_state=customer.marketing_state,
+                stored_at=customer.marketing_state_updated_at,
+                incoming_state=data.marketing_state,
+                incoming_at=data.marketing_state_updated_at,
+            ):
+                fields.pop("marketing_state", None)
+                fields.pop("marketing_state_updated_at", None)
             for name, value in fields.items():
                 setattr(customer, name, value)
             customer.save()
@@ -218,6 +259,9 @@ def order_upsert(*, shop, data: OrderData) -> UpsertResult:
                 return UpsertResult(order, False, False)
             if customer is None:
                 fields.pop("customer")  # a payload without a customer does not unlink the stored one
+            if order.redacted_at is not None:
+                # customers/redact erased it: ids, amounts and dates are updated, personal fields stay blank.
+                fields.update(email="", customer_locale="")
             for name, value in fields.items():
                 setattr(order, name, value)
             order.save()
@@ -263,6 +307,8 @@ def _store_event(fulfillment: Fulfillment, data: FulfillmentEventData) -> bool:
         "country": data.country[:255],
         "estimated_delivery_at": data.estimated_delivery_at,
     }
+    if Order.objects.filter(pk=fulfillment.order_id, redacted_at__isnull=False).exists():
+        fields.update(city="", province="")  # erased by customers/redact (the customer's address)
     event = FulfillmentEvent.objects.filter(fulfillment=fulfillment, platform_id=data.platform_id).first()
     if event is None:
         try:
@@ -492,13 +538,26 @@ ON CONFLICT (shop_id, platform_id) DO UPDATE SET
         ELSE commerce_customer.last_name END,
     phone = CASE WHEN commerce_customer.redacted_at IS NULL THEN EXCLUDED.phone
         ELSE commerce_customer.phone END,
-    locale = EXCLUDED.locale, tags = EXCLUDED.tags, marketing_state = EXCLUDED.marketing_state,
-    marketing_state_updated_at = EXCLUDED.marketing_state_updated_at,
+    locale = CASE WHEN commerce_customer.redacted_at IS NULL THEN EXCLUDED.locale
+        ELSE commerce_customer.locale END,
+    tags = CASE WHEN commerce_customer.redacted_at IS NULL THEN EXCLUDED.tags
+        ELSE commerce_customer.tags END,
+    marketing_state = CASE WHEN {consent_wins} THEN EXCLUDED.marketing_state
+        ELSE commerce_customer.marketing_state END,
+    marketing_state_updated_at = CASE WHEN {consent_wins} THEN EXCLUDED.marketing_state_updated_at
+        ELSE commerce_customer.marketing_state_updated_at END,
     platform_created_at = EXCLUDED.platform_created_at, platform_updated_at = EXCLUDED.platform_updated_at,
     updated_at = now()
 WHERE (commerce_customer.platform_updated_at IS NULL
     OR EXCLUDED.platform_updated_at > commerce_customer.platform_updated_at)
-"""
+""".replace(
+    # consent_is_newer in SQL (a redacted customer keeps REDACTED).
+    "{consent_wins}",
+    """commerce_customer.redacted_at IS NULL AND (commerce_customer.marketing_state_updated_at IS NULL
+        OR EXCLUDED.marketing_state_updated_at >= commerce_customer.marketing_state_updated_at
+        OR (EXCLUDED.marketing_state_updated_at IS NULL
+            AND EXCLUDED.marketing_state NOT IN ('SUBSCRIBED', 'PENDING')))""",
+)
 
 _PG_STUB_CUSTOMERS = """
 INSERT INTO commerce_customer (shop_id, platform_id, email, first_name, last_name, phone, locale, timezone,
@@ -527,10 +586,12 @@ SELECT %(shop)s,
 FROM boomerang_tmp_order t
 ON CONFLICT (shop_id, platform_id) DO UPDATE SET
     customer_id = COALESCE(EXCLUDED.customer_id, commerce_order.customer_id), name = EXCLUDED.name,
-    email = EXCLUDED.email, currency = EXCLUDED.currency, total_price = EXCLUDED.total_price,
+    email = CASE WHEN commerce_order.redacted_at IS NULL THEN EXCLUDED.email ELSE '' END,
+    customer_locale = CASE WHEN commerce_order.redacted_at IS NULL THEN EXCLUDED.customer_locale ELSE '' END,
+    currency = EXCLUDED.currency, total_price = EXCLUDED.total_price,
     subtotal_price = EXCLUDED.subtotal_price, total_discounts = EXCLUDED.total_discounts,
     financial_status = EXCLUDED.financial_status, fulfillment_status = EXCLUDED.fulfillment_status,
-    discount_codes = EXCLUDED.discount_codes, customer_locale = EXCLUDED.customer_locale,
+    discount_codes = EXCLUDED.discount_codes,
     buyer_accepts_marketing = EXCLUDED.buyer_accepts_marketing, is_test = EXCLUDED.is_test,
     cancelled_at = EXCLUDED.cancelled_at, cancel_reason = EXCLUDED.cancel_reason,
     placed_at = EXCLUDED.placed_at, platform_updated_at = EXCLUDED.platform_updated_at, updated_at = now()
@@ -727,6 +788,26 @@ def _orm_bulk_write(shop_id, customers, orders, line_items, fulfillments) -> Non
         ).values_list("platform_id", flat=True)
     )
     customers = [c for c in customers if c.platform_id not in redacted]
+    consent = {
+        pid: (state, at)
+        for pid, state, at in Customer.objects.filter(
+            shop_id=shop_id, platform_id__in=[c.platform_id for c in customers]
+        ).values_list("platform_id", "marketing_state", "marketing_state_updated_at")
+    }
+    customers = [
+        c
+        if c.platform_id not in consent
+        or consent_is_newer(
+            stored_state=consent[c.platform_id][0],
+            stored_at=consent[c.platform_id][1],
+            incoming_state=c.marketing_state or Customer.MarketingState.NOT_SUBSCRIBED,
+            incoming_at=c.marketing_state_updated_at,
+        )
+        else replace(
+            c, marketing_state=consent[c.platform_id][0], marketing_state_updated_at=consent[c.platform_id][1]
+        )
+        for c in customers
+    ]
     if customers:
         Customer.objects.bulk_create(
             [
@@ -771,6 +852,14 @@ def _orm_bulk_write(shop_id, customers, orders, line_items, fulfillments) -> Non
             )
         )
         fresh = _fresh(Order, shop_id, orders)
+        redacted_orders = set(
+            Order.objects.filter(
+                shop_id=shop_id, platform_id__in=[o.platform_id for o in fresh], redacted_at__isnull=False
+            ).values_list("platform_id", flat=True)
+        )
+        fresh = [
+            replace(o, email="", customer_locale="") if o.platform_id in redacted_orders else o for o in fresh
+        ]
         Order.objects.bulk_create(
             [
                 Order(
