@@ -9,6 +9,7 @@ import pytest
 from retention_app.ingress.dispatch import TopicHandler
 from retention_app.ingress.models import ComplianceAuditRecord, WebhookDelivery
 from shop_integrations.shopify import webhook_handlers
+from tests.conftest import requires_postgres
 from tests.fixtures.shopify_payloads import load_payload
 from tests.ingress.conftest import OLD_SECRET
 
@@ -270,3 +271,16 @@ def test_the_triggered_at_header_is_parsed_to_an_aware_time_or_none(value, expec
 def test_a_deeply_nested_body_is_400_not_500(shop, webhooks, handled):
     response = webhooks.post(TEST_TOPIC, b"[" * 100_000 + b"]" * 100_000)
     assert response.status_code == 400
+
+
+@requires_postgres
+@pytest.mark.parametrize("topic, expected", [(TEST_TOPIC, "off"), ("app/uninstalled", "on")])
+def test_only_non_critical_deliveries_skip_the_wal_flush(shop, webhooks, handled, settings, topic, expected):
+    # The test runs inside a transaction, so the transaction-local setting made by the INSERT is visible.
+    from django.db import connection
+
+    settings.INGRESS_ASYNC_COMMIT = True
+    assert webhooks.post(topic, {"id": 1}).json()["status"] == "stored"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == expected
