@@ -1,7 +1,7 @@
 """`python -m shop_integrations.devstore serve ...` runs the dev store; other sub-commands drive it.
 
 serve --host 127.0.0.1 --port 8100 --data DIR --api-key K --api-secret S [--app-url URL]
-      [--auto-approve] [--token-lifetime 3600] [--refresh-token-lifetime 2592000]
+      [--public-url URL] [--auto-approve] [--token-lifetime 3600] [--refresh-token-lifetime 2592000]
       [--bucket-size 1000] [--restore-rate 100] [--webhook-retry-delays 1,5,30] [--verbose]
 <action> --base-url http://127.0.0.1:8100 --shop SHOP [--json '{...}']   (see README.md)
 """
@@ -26,6 +26,7 @@ def serve(args) -> int:
         host=args.host,
         port=args.port,
         app_url=args.app_url or "",
+        public_url=args.public_url or "",
         auto_approve=args.auto_approve,
         token_lifetime=args.token_lifetime,
         refresh_token_lifetime=args.refresh_token_lifetime,
@@ -98,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--api-key", required=True)
     s.add_argument("--api-secret", required=True)
     s.add_argument("--app-url", default="", help="redirect_uri must be on this origin when given")
+    s.add_argument(
+        "--public-url",
+        default="",
+        help="base URL the store is reachable at (storefront links: {public-url}/s/{shop}); "
+        "default http://HOST:PORT",
+    )
     s.add_argument("--auto-approve", action="store_true", help="skip the Install page")
     s.add_argument("--token-lifetime", type=int, default=3600)
     s.add_argument("--refresh-token-lifetime", type=int, default=2592000)

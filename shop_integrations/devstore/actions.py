@@ -38,16 +38,25 @@ CATALOG = [
 
 
 def ensure_catalog(ds, shop: str) -> None:
-    """Give a new shop its product catalog (idempotent)."""
+    """Give a new shop its product catalog (idempotent), priced in the shop's currency at its usual price
+    points (CATALOG is in US dollars: a THB shop sells the jasmine tea at ฿440, a VND shop at 312,000₫)."""
+    from .commerce import price_point, rate
     from .store import cents
 
     now = now_iso()
     with ds.store.tx() as c:
+        currency = c.execute("SELECT currency FROM shops WHERE domain=?", (shop,)).fetchone()["currency"]
+
+        def local(usd: str) -> int:
+            return (
+                cents(usd) if currency == "USD" else price_point(cents(usd) * rate("USD", currency), currency)
+            )
+
         c.executemany(
             "INSERT OR IGNORE INTO products(shop, handle, title, vendor, product_type, price_cents, sku, "
             "created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?)",
             [
-                (shop, h, t, "Dev Store Co.", pt, cents(p), h.upper()[:12], now, now)
+                (shop, h, t, "Dev Store Co.", pt, local(p), h.upper()[:12], now, now)
                 for h, t, pt, p in CATALOG
             ],
         )
@@ -224,7 +233,7 @@ def order(ds, shop, order_id, body):
         row = ds.store.conn.execute("SELECT * FROM orders WHERE id=? AND shop=?", (order_id, shop)).fetchone()
         if row is None:
             raise LookupError(f"order {order_id} not found")
-        return order_payload(ds.store.conn, ds.store.shop(shop), row)
+        return order_payload(ds.store.conn, ds.store.shop(shop), row, storefront=ds.storefront_url(shop))
 
 
 @action("cancel")

@@ -27,9 +27,50 @@ EVENT_STATUSES = {
     "ready_for_pickup",
     "picked_up",
 }
-# FX rates from the shop currency (USD) for orders placed in another currency (rough, for realism only).
-FX = {"USD": 1, "EUR": 0.92, "GBP": 0.79, "PLN": 4.0, "THB": 35.0, "VND": 25000.0, "TWD": 32.0, "CAD": 1.36}
+# Fixed, plausible rates: units of each currency per US dollar (rough, for realism only). A shop sells in
+# its own currency; an order paid in another one is converted at FX[presentment] / FX[shop].
+FX = {
+    "USD": 1,
+    "EUR": 0.92,
+    "GBP": 0.79,
+    "PLN": 4.0,
+    "THB": 35.0,
+    "VND": 25000.0,
+    "TWD": 32.0,
+    "CAD": 1.36,
+    "JPY": 150.0,
+}
 LOCALE_CURRENCY = {"th": "THB", "vi": "VND", "pl": "PLN", "zh-TW": "TWD"}
+# Currencies without minor units (ISO 4217 exponent 0): amounts are whole numbers.
+ZERO_DECIMAL = {"JPY", "VND"}
+# Price points a merchant would set, in cents of each currency: ฿440 not ฿437.50, 312,000₫ not 312,500₫.
+PRICE_STEP = {
+    "USD": 10,
+    "EUR": 10,
+    "GBP": 10,
+    "CAD": 10,
+    "PLN": 100,
+    "THB": 1000,
+    "TWD": 1000,
+    "JPY": 1000,
+    "VND": 100000,
+}
+
+
+def minor_round(value_cents: float, currency: str) -> int:
+    """Round an amount (in hundredths) to what the currency can express (whole units for JPY/VND)."""
+    unit = 100 if currency in ZERO_DECIMAL else 1
+    return int(round(value_cents / unit)) * unit
+
+
+def rate(from_currency: str, to_currency: str) -> float:
+    return FX.get(to_currency, 1) / FX.get(from_currency, 1)
+
+
+def price_point(value_cents: float, currency: str) -> int:
+    """A converted price rounded to the currency's usual price points (never zero)."""
+    step = PRICE_STEP.get(currency, 100 if currency in ZERO_DECIMAL else 1)
+    return max(step, int(round(value_cents / step)) * step)
 
 
 class DiscountRefused(ValueError):
@@ -119,7 +160,8 @@ def check_discount(
     if d["min_subtotal_cents"] is not None and subtotal_cents < d["min_subtotal_cents"]:
         raise DiscountRefused(f"Discount code {code} needs a minimum subtotal")
     if d["value_type"] == "percentage":
-        amount = int(round(subtotal_cents * float(d["value"])))
+        currency = conn.execute("SELECT currency FROM shops WHERE domain=?", (shop,)).fetchone()[0]
+        amount = minor_round(subtotal_cents * float(d["value"]), currency)
     else:
         amount = min(subtotal_cents, cents(d["value"]))
     return d, amount
@@ -144,7 +186,11 @@ def place_order(
     source="web",
 ) -> dict:
     """Place an order as checkout does; returns its REST payload. Fires customers/create (new buyer) or
-    customers/update, orders/create and orders/paid (when paid)."""
+    customers/update, orders/create and orders/paid (when paid).
+
+    `currency` is the customer's (presentment) currency, by default their locale's. Shop money (REST
+    `currency`, `total_price`..., GraphQL `currencyCode`, `shopMoney`) is always in the shop's currency;
+    what the customer paid is in `presentment_currency` / `presentment_money` / `presentmentMoney`."""
     with ds.store.tx() as c:
         shop_row = _shop(c, shop)
         customer = None
@@ -177,7 +223,8 @@ def place_order(
         currency = currency or LOCALE_CURRENCY.get(locale) or shop_row["currency"]
         if currency not in FX:
             raise ValueError(f"unsupported currency {currency}; use one of {sorted(FX)}")
-        rate = FX[currency] / FX.get(shop_row["currency"], 1)
+        shop_currency = shop_row["currency"]
+        fx = rate(shop_currency, currency)
         products = {p["handle"]: p for p in c.execute("SELECT * FROM products WHERE shop=?", (shop,))}
         if not items:
             items = [{"handle": random.choice(sorted(products)), "quantity": 1}]
@@ -189,8 +236,16 @@ def place_order(
             qty = int(item.get("quantity", 1))
             if qty < 1:
                 raise ValueError("quantity must be at least 1")
-            lines.append((product, qty, int(round(product["price_cents"] * rate))))
-        subtotal = sum(qty * price for _, qty, price in lines)
+            # Shop money is the catalog price (shop currency); the customer sees it converted at the
+            # market's price points.
+            shown = (
+                product["price_cents"]
+                if currency == shop_currency
+                else price_point(product["price_cents"] * fx, currency)
+            )
+            lines.append((product, qty, product["price_cents"], shown))
+        subtotal = sum(qty * price for _, qty, price, _ in lines)
+        p_subtotal = sum(qty * shown for _, qty, _, shown in lines)
         at = iso(parse_time(created_at)) if created_at else now_iso()
         discount, discount_cents, discount_type = None, 0, None
         if discount_code:
@@ -205,6 +260,12 @@ def place_order(
             )
             discount_type = "percentage" if discount["value_type"] == "percentage" else "fixed_amount"
             discount_code = discount["code"]
+        p_discount = 0
+        if discount_cents:
+            p_discount = min(
+                p_subtotal,
+                minor_round(p_subtotal * discount_cents / subtotal, currency) if subtotal else 0,
+            )
         number = c.execute(
             "UPDATE shops SET order_number=order_number+1 WHERE domain=? RETURNING order_number", (shop,)
         ).fetchone()[0]
@@ -216,14 +277,15 @@ def place_order(
         cur = c.execute(
             "INSERT INTO orders(shop, number, customer_id, email, currency, subtotal_cents, discount_cents, "
             "total_cents, financial_status, fulfillment_status, test, customer_locale, discount_code, "
-            "discount_type, buyer_accepts_marketing, source, created_at, updated_at) "
-            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "discount_type, buyer_accepts_marketing, source, created_at, updated_at, presentment_currency, "
+            "presentment_subtotal_cents, presentment_discount_cents, presentment_total_cents) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 shop,
                 number,
                 customer["id"],
                 customer["email"],
-                currency,
+                shop_currency,
                 subtotal,
                 discount_cents,
                 subtotal - discount_cents,
@@ -237,13 +299,17 @@ def place_order(
                 source,
                 at,
                 at,
+                currency,
+                p_subtotal,
+                p_discount,
+                p_subtotal - p_discount,
             ),
         )
         order_id = cur.lastrowid
         c.executemany(
-            "INSERT INTO line_items(order_id, product_id, title, sku, quantity, price_cents) "
-            "VALUES(?,?,?,?,?,?)",
-            [(order_id, p["id"], p["title"], p["sku"], qty, price) for p, qty, price in lines],
+            "INSERT INTO line_items(order_id, product_id, title, sku, quantity, price_cents, "
+            "presentment_price_cents) VALUES(?,?,?,?,?,?,?)",
+            [(order_id, p["id"], p["title"], p["sku"], qty, price, shown) for p, qty, price, shown in lines],
         )
         if discount is not None:
             c.execute(
@@ -252,7 +318,7 @@ def place_order(
             )
         c.execute("UPDATE customers SET updated_at=? WHERE id=?", (now_iso(), customer["id"]))
         order = c.execute("SELECT * FROM orders WHERE id=?", (order_id,)).fetchone()
-        payload = order_payload(c, shop_row, order)
+        payload = order_payload(c, shop_row, order, storefront=ds.storefront_url(shop_row["domain"]))
         crow = c.execute("SELECT * FROM customers WHERE id=?", (customer["id"],)).fetchone()
         _fire(ds, c, shop_row, "customers/update", customer_payload(crow, shop_row["timezone"]))
         _fire(ds, c, shop_row, "orders/create", payload)
@@ -270,7 +336,7 @@ def _order(c, shop: str, order_id: int):
 
 def _touch_order(ds, c, shop_row, order_id: int, topics: list[str]) -> dict:
     order = c.execute("SELECT * FROM orders WHERE id=?", (order_id,)).fetchone()
-    payload = order_payload(c, shop_row, order)
+    payload = order_payload(c, shop_row, order, storefront=ds.storefront_url(shop_row["domain"]))
     for topic in topics:
         _fire(ds, c, shop_row, topic, payload)
     return payload
@@ -406,7 +472,9 @@ def add_tracking_event(
         event_payload = fulfillment_event_payload(event, shop_row["id"], shop_row["timezone"])
         f = c.execute("SELECT * FROM fulfillments WHERE id=?", (fulfillment_id,)).fetchone()
         order = c.execute("SELECT * FROM orders WHERE id=?", (f["order_id"],)).fetchone()
-        items = order_payload(c, shop_row, order)["line_items"]
+        items = order_payload(c, shop_row, order, storefront=ds.storefront_url(shop_row["domain"]))[
+            "line_items"
+        ]
         f_payload = fulfillment_payload(f, items, shop_row["timezone"])
         _fire(ds, c, shop_row, "fulfillment_events/create", event_payload)
         _fire(ds, c, shop_row, "fulfillments/update", f_payload)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from .store import parse_time
+from .store import parse_time, presentment
 
 
 def rest_time(value: str | None, tz: str = "UTC") -> str | None:
@@ -139,8 +139,10 @@ def fulfillment_payload(row, line_items: list[dict], tz: str = "UTC") -> dict:
     }
 
 
-def line_item_payload(row, currency: str) -> dict:
+def line_item_payload(row, currency: str, presentment_currency: str) -> dict:
     price = _money(row["price_cents"])
+    shown = row["presentment_price_cents"]
+    shown = price if shown is None else _money(shown)
     return {
         "id": row["id"],
         "admin_graphql_api_id": gid("LineItem", row["id"]),
@@ -154,7 +156,7 @@ def line_item_payload(row, currency: str) -> dict:
         "price": price,
         "price_set": {
             "shop_money": {"amount": price, "currency_code": currency},
-            "presentment_money": {"amount": price, "currency_code": currency},
+            "presentment_money": {"amount": shown, "currency_code": presentment_currency},
         },
         "total_discount": "0.00",
         "fulfillment_status": None,
@@ -165,22 +167,27 @@ def line_item_payload(row, currency: str) -> dict:
     }
 
 
-def _money_set(value_cents, currency: str) -> dict:
-    amount = _money(value_cents)
+def _money_set(value_cents, currency: str, presentment_cents, presentment_currency: str) -> dict:
     return {
-        "shop_money": {"amount": amount, "currency_code": currency},
-        "presentment_money": {"amount": amount, "currency_code": currency},
+        "shop_money": {"amount": _money(value_cents), "currency_code": currency},
+        "presentment_money": {"amount": _money(presentment_cents), "currency_code": presentment_currency},
     }
 
 
-def order_payload(conn, shop_row, order) -> dict:
-    """The REST order resource for orders/* webhooks. `conn` is an sqlite3 connection "
-    "(caller holds the lock)."""
+def order_payload(conn, shop_row, order, *, storefront: str) -> dict:
+    """The REST order resource for orders/* webhooks. `conn` is an sqlite3 connection (caller holds the
+    lock); `storefront` the shop's storefront URL (DevStore.storefront_url).
+
+    As on Shopify, `currency`, `total_price`, `subtotal_price`, `total_discounts` and every `shop_money`
+    are in the shop's currency; the customer's currency is `presentment_currency` with the
+    `presentment_money` of each `*_set`."""
     # Reference: https://shopify.dev/docs/api/admin-rest/latest/resources/order
     tz = shop_row["timezone"]
     currency = order["currency"]
+    shown = presentment(order)
+    p_currency = shown["currency"]
     items = [
-        line_item_payload(r, currency)
+        line_item_payload(r, currency, p_currency)
         for r in conn.execute("SELECT * FROM line_items WHERE order_id=? ORDER BY id", (order["id"],))
     ]
     fulfillments = [
@@ -219,7 +226,7 @@ def order_payload(conn, shop_row, order) -> dict:
         "test": bool(order["test"]),
         "confirmed": True,
         "currency": currency,
-        "presentment_currency": currency,
+        "presentment_currency": p_currency,
         "total_price": _money(order["total_cents"]),
         "subtotal_price": _money(order["subtotal_cents"] - order["discount_cents"]),
         "total_line_items_price": _money(order["subtotal_cents"]),
@@ -227,9 +234,18 @@ def order_payload(conn, shop_row, order) -> dict:
         "total_tax": "0.00",
         "taxes_included": False,
         "current_total_price": _money(net),
-        "total_price_set": _money_set(order["total_cents"], currency),
-        "subtotal_price_set": _money_set(order["subtotal_cents"] - order["discount_cents"], currency),
-        "total_discounts_set": _money_set(order["discount_cents"], currency),
+        "total_price_set": _money_set(order["total_cents"], currency, shown["total"], p_currency),
+        "subtotal_price_set": _money_set(
+            order["subtotal_cents"] - order["discount_cents"],
+            currency,
+            shown["subtotal"] - shown["discount"],
+            p_currency,
+        ),
+        "total_line_items_price_set": _money_set(
+            order["subtotal_cents"], currency, shown["subtotal"], p_currency
+        ),
+        "total_discounts_set": _money_set(order["discount_cents"], currency, shown["discount"], p_currency),
+        "current_total_price_set": _money_set(net, currency, shown["total"] - shown["refunded"], p_currency),
         "financial_status": order["financial_status"],
         "fulfillment_status": order["fulfillment_status"],
         "discount_codes": codes,
@@ -245,7 +261,7 @@ def order_payload(conn, shop_row, order) -> dict:
         "shipping_lines": [],
         "billing_address": None,
         "shipping_address": None,
-        "order_status_url": f"https://{shop_row['domain']}/orders/{order['id']}/authenticate",
+        "order_status_url": f"{storefront}/orders/{order['id']}/authenticate",
     }
 
 

@@ -17,7 +17,8 @@ import re
 
 from graphql import GraphQLError
 
-from .store import money, now_iso, parse_time
+from .commerce import FX
+from .store import money, now_iso, parse_time, presentment
 
 PAGE_MAX = 250
 
@@ -53,9 +54,15 @@ def money_v2(value_cents: int, currency: str) -> dict:
     return {"__typename": "MoneyV2", "amount": money(value_cents), "currencyCode": currency}
 
 
-def money_bag(value_cents: int, currency: str) -> dict:
-    m = money_v2(value_cents, currency)
-    return {"__typename": "MoneyBag", "shopMoney": m, "presentmentMoney": m}
+def money_bag(
+    value_cents: int, currency: str, presentment_cents: int | None = None, presentment_currency=None
+) -> dict:
+    """shopMoney in the shop's currency, presentmentMoney in the customer's (the same when not given)."""
+    shop_money = money_v2(value_cents, currency)
+    if presentment_cents is None:
+        return {"__typename": "MoneyBag", "shopMoney": shop_money, "presentmentMoney": shop_money}
+    shown = money_v2(presentment_cents, presentment_currency or currency)
+    return {"__typename": "MoneyBag", "shopMoney": shop_money, "presentmentMoney": shown}
 
 
 # search syntax ------------------------------------------------------------------------------------------
@@ -226,7 +233,9 @@ def list_connection(items: list) -> dict:
 
 
 # objects -------------------------------------------------------------------------------------------------
-def shop_object(row) -> dict:
+def shop_object(row, storefront: str) -> dict:
+    """`storefront` (DevStore.storefront_url): shop.url and primaryDomain.url, where links the app builds
+    ({url}/discount/CODE, {url}/products/HANDLE) really work; primaryDomain.host stays the domain."""
     return {
         "__typename": "Shop",
         "id": gid("Shop", row["id"]),
@@ -234,17 +243,19 @@ def shop_object(row) -> dict:
         "myshopifyDomain": row["domain"],
         "email": row["email"],
         "contactEmail": row["email"],
+        # The dev store has no staff accounts: the owner is named after the shop.
+        "shopOwnerName": f"{row['name']} Owner",
         "currencyCode": row["currency"],
-        "enabledPresentmentCurrencies": ["USD", "EUR", "PLN", "THB", "VND", "TWD"],
+        "enabledPresentmentCurrencies": sorted(FX),
         "ianaTimezone": row["timezone"],
         "timezoneAbbreviation": row["timezone"],
-        "url": f"https://{row['domain']}",
+        "url": storefront,
         "primaryDomain": {
             "__typename": "Domain",
             "id": gid("Domain", row["id"]),
             "host": row["domain"],
-            "url": f"https://{row['domain']}",
-            "sslEnabled": True,
+            "url": storefront,
+            "sslEnabled": storefront.startswith("https:"),
         },
         "plan": {
             "__typename": "ShopPlan",
@@ -263,16 +274,14 @@ def customer_object(row) -> dict:
 
     def orders_stats(info):
         return info.context["db"](
-            "SELECT count(*) AS n, coalesce(sum(total_cents - refunded_cents), 0) AS spent, "
-            "max(currency) AS cur "
+            "SELECT count(*) AS n, coalesce(sum(total_cents - refunded_cents), 0) AS spent "
             "FROM orders WHERE customer_id=? AND cancelled_at IS NULL",
             [cid],
         )[0]
 
     def amount_spent(info):
-        stats = orders_stats(info)
-        currency = stats["cur"] or info.context["shop_row"]["currency"]
-        return money_v2(stats["spent"], currency)
+        # Shop money: every order's amounts are in the shop's currency.
+        return money_v2(orders_stats(info)["spent"], info.context["shop_row"]["currency"])
 
     def last_order(info):
         rows = info.context["db"](
@@ -349,7 +358,11 @@ def customer_object(row) -> dict:
 
 
 def order_object(row) -> dict:
+    """currencyCode and every shopMoney: the shop's currency; presentmentCurrencyCode and presentmentMoney:
+    the customer's."""
     oid, currency = row["id"], row["currency"]
+    shown = presentment(row)
+    p_currency = shown["currency"]
 
     def customer(info):
         if not row["customer_id"]:
@@ -363,7 +376,7 @@ def order_object(row) -> dict:
             table="line_items",
             where="order_id=?",
             params=[oid],
-            build=lambda r: line_item_object(r, currency),
+            build=lambda r: line_item_object(r, currency, p_currency),
             first=args.get("first"),
             last=args.get("last"),
             after=args.get("after"),
@@ -400,12 +413,17 @@ def order_object(row) -> dict:
         "confirmed": True,
         "test": bool(row["test"]),
         "currencyCode": currency,
-        "presentmentCurrencyCode": currency,
-        "totalPriceSet": money_bag(row["total_cents"], currency),
-        "currentTotalPriceSet": money_bag(net, currency),
-        "subtotalPriceSet": money_bag(row["subtotal_cents"] - row["discount_cents"], currency),
-        "totalDiscountsSet": money_bag(row["discount_cents"], currency),
-        "totalRefundedSet": money_bag(row["refunded_cents"], currency),
+        "presentmentCurrencyCode": p_currency,
+        "totalPriceSet": money_bag(row["total_cents"], currency, shown["total"], p_currency),
+        "currentTotalPriceSet": money_bag(net, currency, shown["total"] - shown["refunded"], p_currency),
+        "subtotalPriceSet": money_bag(
+            row["subtotal_cents"] - row["discount_cents"],
+            currency,
+            shown["subtotal"] - shown["discount"],
+            p_currency,
+        ),
+        "totalDiscountsSet": money_bag(row["discount_cents"], currency, shown["discount"], p_currency),
+        "totalRefundedSet": money_bag(row["refunded_cents"], currency, shown["refunded"], p_currency),
         "displayFinancialStatus": row["financial_status"].upper(),
         "displayFulfillmentStatus": display_fulfillment,
         "fullyPaid": row["financial_status"] in ("paid", "refunded", "partially_refunded"),
@@ -424,9 +442,14 @@ def order_object(row) -> dict:
     }
 
 
-def line_item_object(row, currency: str) -> dict:
-    unit = money_bag(row["price_cents"], currency)
-    total = money_bag(row["price_cents"] * row["quantity"], currency)
+def line_item_object(row, currency: str, presentment_currency: str | None = None) -> dict:
+    shown = row["presentment_price_cents"]
+    if shown is None:
+        shown, presentment_currency = row["price_cents"], currency
+    unit = money_bag(row["price_cents"], currency, shown, presentment_currency)
+    total = money_bag(
+        row["price_cents"] * row["quantity"], currency, shown * row["quantity"], presentment_currency
+    )
     return {
         "__typename": "LineItem",
         "id": gid("LineItem", row["id"]),
@@ -454,8 +477,22 @@ def variant_by_id(info, product_id):
     return product["_variant"] if product else None
 
 
-def product_object(row, currency: str) -> dict:
+def product_object(row, currency: str | None = None) -> dict:
+    """A product priced in the shop's currency (`currency`, or the shop's from the context when None);
+    onlineStoreUrl is its page in the dev store's storefront."""
     price = money(row["price_cents"])
+
+    def price_range(info):
+        code = currency or info.context["shop_row"]["currency"]
+        return {
+            "minVariantPrice": money_v2(row["price_cents"], code),
+            "maxVariantPrice": money_v2(row["price_cents"], code),
+        }
+
+    def online_store_url(info):
+        ds = info.context["ds"]
+        return f"{ds.storefront_url(info.context['shop'])}/products/{row['handle']}"
+
     product = {
         "__typename": "Product",
         "id": gid("Product", row["id"]),
@@ -470,11 +507,8 @@ def product_object(row, currency: str) -> dict:
         "totalInventory": 100,
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
-        "onlineStoreUrl": None,
-        "priceRangeV2": {
-            "minVariantPrice": money_v2(row["price_cents"], currency),
-            "maxVariantPrice": money_v2(row["price_cents"], currency),
-        },
+        "onlineStoreUrl": online_store_url,
+        "priceRangeV2": price_range,
     }
     variant = {
         "__typename": "ProductVariant",
@@ -657,7 +691,11 @@ def discount_object(row, info_db=None) -> dict:
         if row["value_type"] == "percentage"
         else {
             "__typename": "DiscountAmount",
-            "amount": {"amount": row["value"], "currencyCode": "USD"},
+            # A fixed amount is in the shop's currency.
+            "amount": lambda info: {
+                "amount": row["value"],
+                "currencyCode": info.context["shop_row"]["currency"],
+            },
             "appliesOnEachItem": False,
         }
     )
@@ -699,7 +737,9 @@ def discount_object(row, info_db=None) -> dict:
         if row["min_subtotal_cents"] is None
         else {
             "__typename": "DiscountMinimumSubtotal",
-            "greaterThanOrEqualToSubtotal": money_v2(row["min_subtotal_cents"], "USD"),
+            "greaterThanOrEqualToSubtotal": lambda info: money_v2(
+                row["min_subtotal_cents"], info.context["shop_row"]["currency"]
+            ),
         },
     }
     return {"__typename": "DiscountCodeNode", "id": gid("DiscountCodeNode", did), "codeDiscount": basic}
@@ -801,7 +841,7 @@ def install(schema, ds) -> None:
         field.resolve = unsupported("Mutation")
 
     def resolve_shop(_root, info):
-        return shop_object(info.context["shop_row"])
+        return shop_object(info.context["shop_row"], ds.storefront_url(info.context["shop"]))
 
     def resolve_shop_locales(_root, info, published=None):
         codes = [c for c in info.context["shop_row"]["locales"].split(",") if c]
@@ -959,9 +999,7 @@ def install(schema, ds) -> None:
     query["products"].resolve = resolve_products
     query["customer"].resolve = by_id("Customer", "customers", customer_object, "read_customers")
     query["order"].resolve = by_id("Order", "orders", order_object, "read_orders")
-    query["product"].resolve = by_id(
-        "Product", "products", lambda r: product_object(r, "USD"), "read_products"
-    )
+    query["product"].resolve = by_id("Product", "products", product_object, "read_products")
     query["fulfillment"].resolve = by_id("Fulfillment", "fulfillments", fulfillment_object, "read_orders")
     query["codeDiscountNode"].resolve = by_id(
         "DiscountCodeNode", "discounts", discount_object, "read_discounts"

@@ -1,4 +1,5 @@
-"""Seed a shop with realistic history: customers in several locales and currencies, repeat buyers
+"""Seed a shop with realistic history: customers in several locales paying in several currencies (shop
+money always in the shop's currency, the customer's in the presentment columns), repeat buyers
 (a few customers place many orders), varied baskets, cancellations, refunds, fulfilments with tracking
 events, spread over a span of months. Rows are generated in memory and written with executemany in one
 transaction (100,000 orders take seconds). No webhooks by default: history reaches the app by bulk export.
@@ -11,7 +12,7 @@ import datetime as dt
 import itertools
 import random
 
-from .commerce import FX, LOCALE_CURRENCY
+from .commerce import LOCALE_CURRENCY, minor_round, price_point, rate
 from .store import BULK_LOAD_INDEXES, utcnow
 
 NAMES = {
@@ -143,23 +144,35 @@ def seed_shop(
         last_order_at: dict[int, int] = {}
         number = shop_row["order_number"]
         lid, fid, eid = lid0, fid0, eid0
-        base_rate = FX.get(shop_row["currency"], 1)
+        shop_currency = shop_row["currency"]
+        # The customer's price of each product in each currency (market price points); shop money is the
+        # catalog price in the shop's currency.
+        shown_price: dict[tuple[int, str], int] = {}
         for n, (created, cust_id, email, locale) in enumerate(drafts):
             oid = oid0 + n
             number += 1
-            currency = LOCALE_CURRENCY.get(locale, shop_row["currency"])
-            rate = FX[currency] / base_rate
+            currency = LOCALE_CURRENCY.get(locale, shop_currency)
             basket = rng.sample(products, k=min(len(products), rng.choice((1, 1, 1, 2, 2, 3, 4))))
-            subtotal = 0
+            subtotal = p_subtotal = 0
             for p in basket:
                 qty = rng.choice((1, 1, 1, 1, 2, 3))
-                price = int(round(p["price_cents"] * rate))
+                price = p["price_cents"]
+                shown = shown_price.get((p["id"], currency))
+                if shown is None:
+                    shown = shown_price[p["id"], currency] = (
+                        price
+                        if currency == shop_currency
+                        else price_point(price * rate(shop_currency, currency), currency)
+                    )
                 subtotal += qty * price
-                item_rows.append((lid, oid, p["id"], p["title"], p["sku"], qty, price))
+                p_subtotal += qty * shown
+                item_rows.append((lid, oid, p["id"], p["title"], p["sku"], qty, price, shown))
                 lid += 1
-            code, discount, dtype = None, 0, None
+            code, discount, p_discount, dtype = None, 0, 0, None
             if rng.random() < 0.1:
-                code, discount, dtype = "WELCOME10", subtotal // 10, "percentage"
+                code, dtype = "WELCOME10", "percentage"
+                discount = minor_round(subtotal / 10, shop_currency)
+                p_discount = minor_round(p_subtotal / 10, currency)
             total = subtotal - discount
             roll = rng.random()
             cancelled_at = cancel_reason = None
@@ -168,7 +181,7 @@ def seed_shop(
                 cancelled_at, cancel_reason = created + 3600 * rng.randint(1, 48), "customer"
                 financial, refunded = "refunded", total
             elif roll < 0.07:
-                financial, refunded = "partially_refunded", total // 3
+                financial, refunded = "partially_refunded", minor_round(total / 3, shop_currency)
             age_days = (now - created) / 86400
             fulfillment_status = None
             updated = created
@@ -250,7 +263,7 @@ def seed_shop(
                     number,
                     cust_id,
                     email,
-                    currency,
+                    shop_currency,
                     subtotal,
                     discount,
                     total,
@@ -267,6 +280,10 @@ def seed_shop(
                     "web",
                     fiso(created),
                     fiso(updated),
+                    currency,
+                    p_subtotal,
+                    p_discount,
+                    p_subtotal - p_discount,
                 )
             )
             last_order_at[cust_id] = max(last_order_at.get(cust_id, created), created)
@@ -289,13 +306,14 @@ def seed_shop(
             "total_cents, refunded_cents, financial_status, fulfillment_status, cancelled_at, "
             "cancel_reason, test, "
             "customer_locale, discount_code, discount_type, buyer_accepts_marketing, source, "
-            "created_at, updated_at) "
-            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "created_at, updated_at, presentment_currency, presentment_subtotal_cents, "
+            "presentment_discount_cents, presentment_total_cents) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             order_rows,
         )
         c.executemany(
-            "INSERT INTO line_items(id, order_id, product_id, title, sku, quantity, price_cents) "
-            "VALUES(?,?,?,?,?,?,?)",
+            "INSERT INTO line_items(id, order_id, product_id, title, sku, quantity, price_cents, "
+            "presentment_price_cents) VALUES(?,?,?,?,?,?,?,?)",
             item_rows,
         )
         c.executemany(
@@ -321,7 +339,12 @@ def seed_shop(
             for row in c.execute(
                 "SELECT * FROM orders WHERE shop=? AND id>=? ORDER BY id", (shop, oid0)
             ).fetchall():
-                ds.webhooks.enqueue(shop, "orders/create", order_payload(c, shop_row, row), conn=c)
+                ds.webhooks.enqueue(
+                    shop,
+                    "orders/create",
+                    order_payload(c, shop_row, row, storefront=ds.storefront_url(shop)),
+                    conn=c,
+                )
     return {
         "customers": len(cust_rows),
         "orders": len(order_rows),

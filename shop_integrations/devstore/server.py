@@ -55,6 +55,9 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8100
     app_url: str = ""
+    # The base URL the store is reachable at from outside (reverse proxy, container); default
+    # http://{host}:{port} as served. Each shop's storefront is {public_url}/s/{domain}.
+    public_url: str = ""
     auto_approve: bool = False
     token_lifetime: int = 3600
     refresh_token_lifetime: int = 2592000
@@ -81,6 +84,8 @@ class DevStore:
         self.config = config
         self.store = Store(config.data)
         self.base_url = f"http://{config.host}:{config.port}"
+        host = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104
+        self.public_url = (config.public_url or f"http://{host}:{config.port}").rstrip("/")
         self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.stats_lock = threading.Lock()
         self.form_secret = secrets.token_bytes(32)
@@ -116,6 +121,11 @@ class DevStore:
                 ),
             ]
         )
+
+    def storefront_url(self, domain: str) -> str:
+        """The shop's storefront (what Shopify calls shop.url / primaryDomain.url): a dev store domain is
+        not resolvable, so the storefront is served under this server at /s/{domain}."""
+        return f"{self.public_url}/s/{domain}"
 
     # settings that the control API may change at run time ---------------------------------------------
     def setting(self, name: str):

@@ -116,6 +116,44 @@ BULK_LOAD_INDEXES = [
 ]
 
 
+# Columns added after the first release: added to an existing data folder at start (NULL there means "paid
+# in the shop's currency"). Orders keep shop money in currency/*_cents (the shop's currency) and what the
+# customer paid in presentment_currency/presentment_*_cents.
+ADDED_COLUMNS = [
+    ("orders", "presentment_currency", "TEXT"),
+    ("orders", "presentment_subtotal_cents", "INTEGER"),
+    ("orders", "presentment_discount_cents", "INTEGER"),
+    ("orders", "presentment_total_cents", "INTEGER"),
+    ("line_items", "presentment_price_cents", "INTEGER"),
+]
+
+
+def presentment(order) -> dict:
+    """An order's amounts in the customer's currency (cents): currency, subtotal, discount, total,
+    refunded (refunds are recorded in shop money and converted in proportion)."""
+    if order["presentment_currency"] is None:
+        return {
+            "currency": order["currency"],
+            "subtotal": order["subtotal_cents"],
+            "discount": order["discount_cents"],
+            "total": order["total_cents"],
+            "refunded": order["refunded_cents"],
+        }
+    total = order["presentment_total_cents"]
+    refunded = order["refunded_cents"]
+    if refunded and order["total_cents"]:
+        refunded = round(refunded * total / order["total_cents"])
+        if order["presentment_currency"] in ("JPY", "VND"):
+            refunded = round(refunded / 100) * 100
+    return {
+        "currency": order["presentment_currency"],
+        "subtotal": order["presentment_subtotal_cents"],
+        "discount": order["presentment_discount_cents"],
+        "total": total,
+        "refunded": min(refunded, total),
+    }
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -162,6 +200,10 @@ class Store:
         self.conn = self._connect()
         with self.lock:
             self.conn.executescript(SCHEMA)
+            for table, column, kind in ADDED_COLUMNS:
+                have = {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)

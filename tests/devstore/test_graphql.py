@@ -13,7 +13,8 @@ from tests.fixtures.processes import wait_until
 
 CUSTOMER_FIELDS = """id email firstName lastName locale tags numberOfOrders createdAt updatedAt
   amountSpent { amount currencyCode } defaultEmailAddress { emailAddress marketingState }"""
-ORDER_FIELDS = """id name createdAt updatedAt cancelledAt cancelReason test currencyCode customerLocale
+ORDER_FIELDS = """id name createdAt updatedAt cancelledAt cancelReason test currencyCode
+  presentmentCurrencyCode customerLocale
   displayFinancialStatus displayFulfillmentStatus discountCodes
   totalPriceSet { shopMoney { amount currencyCode } } subtotalPriceSet { shopMoney { amount } }
   totalDiscountsSet { shopMoney { amount currencyCode } } customer { id email }
@@ -100,7 +101,9 @@ def test_order_with_discount_fulfillment_and_tracking(admin):
 
     node = admin.data(f'{{ order(id: "gid://shopify/Order/{order["id"]}") {{ {ORDER_FIELDS} }} }}')["order"]
     assert node["name"] == order["name"]
-    assert node["currencyCode"] == "THB" and node["customerLocale"] == "th"
+    # shop money in the shop's currency (USD), the Thai customer paid in THB
+    assert node["currencyCode"] == "USD" and node["customerLocale"] == "th"
+    assert node["presentmentCurrencyCode"] == "THB"
     assert node["discountCodes"] == ["THANKS15"]
     subtotal = float(node["lineItems"]["nodes"][0]["originalUnitPriceSet"]["shopMoney"]["amount"]) * 2
     assert float(node["totalDiscountsSet"]["shopMoney"]["amount"]) == pytest.approx(subtotal * 0.15, abs=0.01)
@@ -477,10 +480,12 @@ def test_seed_is_realistic(admin):
     counts = sorted((int(c["numberOfOrders"]) for c in customers), reverse=True)
     assert counts[0] >= 10 and counts.count(1) + counts.count(0) >= 1  # repeat buyers and a long tail
     orders = admin.data(
-        "{ orders(first: 100) { nodes { currencyCode createdAt cancelledAt displayFinancialStatus "
+        "{ orders(first: 100) { nodes { currencyCode presentmentCurrencyCode createdAt cancelledAt "
+        "displayFinancialStatus "
         "lineItems(first: 5) { nodes { quantity } } } } }"
     )["orders"]["nodes"]
-    assert len({o["currencyCode"] for o in orders}) >= 3
+    assert {o["currencyCode"] for o in orders} == {"USD"}  # shop money: the shop's currency
+    assert len({o["presentmentCurrencyCode"] for o in orders}) >= 3  # customers pay in several
     assert len({len(o["lineItems"]["nodes"]) for o in orders}) >= 3  # varied baskets
     assert len({c["createdAt"][:7] for c in customers}) >= 4  # customers joined over the months
     assert len({o["createdAt"][:7] for o in orders}) >= 2  # the oldest orders already span months

@@ -105,7 +105,8 @@ def test_order_webhooks_have_shopify_headers_hmac_and_rest_body(admin, receiver,
     assert payload["id"] == order["id"]
     assert payload["admin_graphql_api_id"] == f"gid://shopify/Order/{order['id']}"
     assert payload["name"].startswith("#") and payload["email"] == "lan@example.com"
-    assert payload["currency"] == "VND" and payload["customer_locale"] == "vi"
+    assert payload["currency"] == "USD" and payload["customer_locale"] == "vi"  # the shop's currency
+    assert payload["presentment_currency"] == "VND"
     assert payload["financial_status"] == "paid" and payload["fulfillment_status"] is None
     assert payload["buyer_accepts_marketing"] is True
     assert payload["customer"]["email_marketing_consent"]["state"] == "subscribed"
