@@ -369,6 +369,8 @@ def refund_order(ds, shop: str, order_id: int, *, amount=None) -> dict:
         order = _order(c, shop, order_id)
         left = order["total_cents"] - order["refunded_cents"]
         value = left if amount is None else cents(amount)
+        if value != minor_round(value, order["currency"]):
+            raise ValueError(f"{order['currency']} amounts have no decimals")
         if value <= 0 or value > left:
             raise ValueError(f"refund amount must be between 0.01 and {left / 100:.2f}")
         refunded = order["refunded_cents"] + value

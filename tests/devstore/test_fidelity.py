@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 import requests
 
+from shop_integrations.devstore.control import DevStoreError
 from tests.devstore.conftest import Admin
 from tests.fixtures.processes import wait_until
 
@@ -224,6 +225,15 @@ def test_order_amounts_have_no_decimals_in_zero_decimal_currencies(shop_in):
     assert D(order["total_price"]) == D(order["subtotal_price"])
     assert D(order["total_price"]) + D(order["total_discounts"]) == sum(
         D(li["price"]) * li["quantity"] for li in order["line_items"]
+    )
+    with pytest.raises(DevStoreError) as fractional:
+        admin.control.refund_order(admin.shop, order["id"], amount="10.50")
+    assert fractional.value.status == 400 and "no decimals" in str(fractional.value.body)
+    refunded = admin.control.refund_order(admin.shop, order["id"], amount="100")
+    assert D(refunded["current_total_price"]) == D(order["total_price"]) - 100
+    shown = D(refunded["current_total_price_set"]["presentment_money"]["amount"])
+    assert shown == shown.to_integral_value() and shown < D(
+        order["total_price_set"]["presentment_money"]["amount"]
     )
     admin.control.seed(admin.shop, customers=10, orders=40, seed=5)
     totals = admin.data("{ orders(first: 50) { nodes { totalPriceSet { shopMoney { amount } } } } }")
