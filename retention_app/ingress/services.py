@@ -239,8 +239,6 @@ def _insert_delivery(
         "updated_at": now,
     }
     params = [values[name] for name in _INSERT_COLUMNS if name not in _INSERT_CONSTANTS]
-    if connection.vendor == "postgresql" and _raw_psycopg_connection() is not None:
-        return _insert_delivery_prepared(params, async_commit=async_commit)
     if async_commit and connection.vendor == "postgresql":
         # Do not wait for the WAL flush (the largest cost of the request on a busy disk). Only a crash of
         # the database server within ~0.6 s can lose the row; see INGRESS_ASYNC_COMMIT in settings.
@@ -260,62 +258,6 @@ def _insert_delivery(
     else:
         with connection.cursor() as cursor:
             cursor.execute(_insert_delivery_sql(), params)
-            row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _raw_psycopg_connection():
-    """The psycopg 3 connection under Django's (opened if needed), or None with another driver."""
-    connection.ensure_connection()
-    raw = connection.connection
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    return raw if isinstance(raw, psycopg.Connection) else None
-
-
-_prepared_sql: dict[bool, str] = {}
-
-
-def _prepared_insert_sql(async_commit: bool) -> str:
-    """PostgreSQL: the INSERT as `INSERT ... SELECT <typed parameters> [FROM (SELECT set_config(...))]`, one
-    statement that can be prepared once per connection. With `async_commit` it turns synchronous_commit off
-    for its own transaction: evaluated while the statement runs, so before the commit (in autocommit mode
-    the implicit transaction holds this statement only; inside a caller's transaction the setting lasts
-    until that transaction ends, as `SET LOCAL` would)."""
-    sql = _prepared_sql.get(async_commit)
-    if sql is None:
-        meta, qn = WebhookDelivery._meta, connection.ops.quote_name
-        columns = ", ".join(qn(meta.get_field(name).column) for name in _INSERT_COLUMNS)
-        values = ", ".join(
-            _INSERT_CONSTANTS.get(name) or f"%s::{meta.get_field(name).db_type(connection)}"
-            for name in _INSERT_COLUMNS
-        )
-        source = (
-            " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
-            if async_commit
-            else ""
-        )
-        conflict, pk = qn(meta.get_field("webhook_id").column), qn(meta.pk.column)
-        sql = _prepared_sql[async_commit] = (
-            f"INSERT INTO {qn(meta.db_table)} ({columns}) SELECT {values}{source} "  # noqa: S608
-            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}"
-        )
-    return sql
-
-
-def _insert_delivery_prepared(params: list, *, async_commit: bool) -> int | None:
-    """Run the INSERT as a server-side prepared statement on Django's own connection (same session and
-    transaction): PostgreSQL parses and plans it once per connection, and the body travels as a parameter
-    instead of a 5 KB escaped literal in the query text, which roughly halves the server's CPU per delivery
-    (bench/webhook_ingress.py). Django's error wrapper maps driver errors to django.db exceptions, so a
-    foreign-key violation is still an IntegrityError for the caller."""
-    import psycopg
-
-    with connection.wrap_database_errors:
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_prepared_insert_sql(async_commit), params, prepare=True)
             row = cursor.fetchone()
     return row[0] if row else None
 
