@@ -49,7 +49,8 @@ class ProductData:
     product_type: str = ""
     vendor: str = ""
     tags: tuple[str, ...] = ()
-    collection_ids: tuple[str, ...] = ()
+    # None when the payload does not list the product's collections (the stored ids are then kept).
+    collection_ids: tuple[str, ...] | None = None
     platform_updated_at: dt.datetime | None = None
 
 

@@ -225,14 +225,15 @@ class FulfillmentEvent(models.Model):
 
 
 class SyncJob(models.Model):
-    """One sync run of a shop's history (issue 4): a bulk backfill of customers or orders, a reconciliation
-    pass, or a CSV import. Holds the progress the panel shows (rows done / total, rate, ETA) and, for a
-    bulk backfill, the resume point: `bytes_done` is the byte offset in the JSONL result just after the
-    last line whose rows are committed (written in the same transaction as those rows)."""
+    """One sync run of a shop's history (issue 4): a bulk backfill of customers, orders or products, a
+    reconciliation pass, or a CSV import. Holds the progress the panel shows (rows done / total, rate, ETA)
+    and, for a bulk backfill, the resume point: `bytes_done` is the byte offset in the JSONL result just after
+    the last line whose rows are committed (written in the same transaction as those rows)."""
 
     class Kind(models.TextChoices):
         CUSTOMERS = "customers", "Customers backfill"
         ORDERS = "orders", "Orders backfill"
+        PRODUCTS = "products", "Products backfill"
         RECONCILE = "reconcile", "Reconciliation"
         CSV_IMPORT = "csv_import", "CSV import"
 

@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -402,8 +402,7 @@ def fulfillment_event_upsert(*, shop, data: FulfillmentEventData) -> UpsertResul
 # --- products -----------------------------------------------------------------------------------------
 
 
-def product_upsert(*, shop, data: ProductData) -> UpsertResult:
-    """Create or update a product (no domain event: products only feed recommendations)."""
+def _product_fields(data: ProductData) -> dict:
     fields = {
         "title": data.title[:512],
         "handle": data.handle[:255],
@@ -415,9 +414,16 @@ def product_upsert(*, shop, data: ProductData) -> UpsertResult:
         "product_type": data.product_type[:255],
         "vendor": data.vendor[:255],
         "tags": list(data.tags),
-        "collection_ids": list(data.collection_ids),
         "platform_updated_at": data.platform_updated_at,
     }
+    if data.collection_ids is not None:
+        fields["collection_ids"] = list(data.collection_ids)
+    return fields
+
+
+def product_upsert(*, shop, data: ProductData) -> UpsertResult:
+    """Create or update a product (no domain event: products only feed recommendations)."""
+    fields = _product_fields(data)
     with transaction.atomic():
         product, created = _lock_or_create(Product, shop=shop, platform_id=data.platform_id, defaults=fields)
         if created:
@@ -442,13 +448,23 @@ class BulkBatch:
     orders: list[OrderData]
     line_items: list[tuple[str, LineItemData]]
     fulfillments: list[FulfillmentData]
+    products: list[ProductData] = field(default_factory=list)
+    # (product platform id, collection platform id): bulk JSONL lists a product's collections as child lines.
+    product_collections: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def empty(cls) -> BulkBatch:
         return cls([], [], [], [])
 
     def __len__(self) -> int:
-        return len(self.customers) + len(self.orders) + len(self.line_items) + len(self.fulfillments)
+        return (
+            len(self.customers)
+            + len(self.orders)
+            + len(self.line_items)
+            + len(self.fulfillments)
+            + len(self.products)
+            + len(self.product_collections)
+        )
 
 
 def _newest(rows: Iterable, key=lambda r: r.platform_id) -> list:
@@ -466,11 +482,11 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def commerce_bulk_write(*, shop_id: int, batch: BulkBatch, durable: bool = True) -> None:
-    """Write a batch of history rows (customers, orders, line items, fulfillments) with the same rules as the
-    single-row upserts (keyed by (shop, platform_id), never older over newer, replays are harmless) but
-    without events. Orders' embedded line items / fulfillments are written too. Orders whose customer is
-    not stored yet get a stub customer (filled when the customer arrives). Must run inside a transaction
-    the caller commits (the caller records its progress in the same transaction).
+    """Write a batch of history rows (customers, orders, line items, fulfillments, products) with the same
+    rules as the single-row upserts (keyed by (shop, platform_id), never older over newer, replays are
+    harmless) but without events. Orders' embedded line items / fulfillments are written too. Orders whose
+    customer is not stored yet get a stub customer (filled when the customer arrives). Must run inside a
+    transaction the caller commits (the caller records its progress in the same transaction).
 
     durable=False (the backfill) lets PostgreSQL acknowledge the commit before its WAL is flushed
     (synchronous_commit off for this transaction only): a server crash can then lose the last batches, but
@@ -493,6 +509,48 @@ def commerce_bulk_write(*, shop_id: int, batch: BulkBatch, durable: bool = True)
         _pg_bulk_write(shop_id, customers, orders, line_items, fulfillments)
     else:
         _orm_bulk_write(shop_id, customers, orders, line_items, fulfillments)
+    _bulk_write_products(shop_id, _newest(batch.products), batch.product_collections)
+
+
+def _bulk_write_products(
+    shop_id: int, products: list[ProductData], collections: list[tuple[str, str]]
+) -> None:
+    """Products through the ORM on every database (a catalog is thousands of rows, not millions). A product
+    line sets the row (collection ids emptied); its collection lines, which follow it, add their ids back
+    (a set union, so a replayed batch changes nothing)."""
+    now = timezone.now()
+    fresh = _fresh(Product, shop_id, products)
+    if fresh:
+        Product.objects.bulk_create(
+            [
+                Product(
+                    shop_id=shop_id,
+                    platform_id=p.platform_id,
+                    created_at=now,
+                    updated_at=now,
+                    # A bulk product line lists no collections: they follow as child lines.
+                    **{**_product_fields(p), "collection_ids": list(p.collection_ids or ())},
+                )
+                for p in fresh
+            ],
+            update_conflicts=True,
+            unique_fields=["shop", "platform_id"],
+            update_fields=[*{**_product_fields(fresh[0]), "collection_ids": None}, "updated_at"],
+        )
+    if not collections:
+        return
+    wanted: dict[str, set[str]] = {}
+    for product_id, collection_id in collections:
+        wanted.setdefault(product_id, set()).add(collection_id)
+    changed = []
+    for product in Product.objects.filter(shop_id=shop_id, platform_id__in=list(wanted)):
+        ids = sorted(set(product.collection_ids) | wanted[product.platform_id])
+        if ids != product.collection_ids:
+            product.collection_ids = ids
+            product.updated_at = now
+            changed.append(product)
+    if changed:
+        Product.objects.bulk_update(changed, ["collection_ids", "updated_at"])
 
 
 # PostgreSQL: COPY each kind into a temporary table, then one INSERT … SELECT … ON CONFLICT per kind.

@@ -79,7 +79,7 @@ def stream_lines(
             yield pending, offset
 
 
-def _add_line(batch: BulkBatch, obj: dict) -> None:
+def _add_line(batch: BulkBatch, obj: dict, storefront_url: str = "") -> None:
     kind = normalize.bulk_line_kind(obj)
     parent = obj.get("__parentId")
     if kind == "Order":
@@ -92,6 +92,10 @@ def _add_line(batch: BulkBatch, obj: dict) -> None:
         batch.fulfillments.append(
             normalize.fulfillment_from_graphql(obj, order_platform_id=normalize.platform_id(parent))
         )
+    elif kind == "Product":
+        batch.products.append(normalize.product_from_graphql(obj, storefront_url=storefront_url))
+    elif kind == "Collection" and parent:
+        batch.product_collections.append((normalize.platform_id(parent), normalize.platform_id(obj["id"])))
     # Other objects (a field we did not ask for) are skipped: counted as done, nothing written.
 
 
@@ -102,11 +106,13 @@ def load_jsonl(
     on_batch: Callable[[int, int], None] | None = None,
     rows_done: int = 0,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    storefront_url: str = "",
 ) -> int:
     """Write every line of a bulk JSONL stream; returns the number of rows (lines) done in total.
 
     `lines` yields (line, offset just past it) (see stream_lines). Each batch is written and
-    `on_batch(rows_done, bytes_done)` called in the same transaction. Lines that are not valid JSON or
+    `on_batch(rows_done, bytes_done)` called in the same transaction. Product URLs are built from
+    `storefront_url` (the shop's storefront address). Lines that are not valid JSON or
     lack required fields raise normalize.PayloadError (the job fails with the line's offset).
 
     On PostgreSQL outside a transaction (a worker), batches are written by a second thread with its own
@@ -123,7 +129,7 @@ def load_jsonl(
                 obj = json.loads(line)
             except ValueError:
                 raise normalize.PayloadError(f"line ending at byte {offset} is not JSON") from None
-            _add_line(batch, obj)
+            _add_line(batch, obj, storefront_url)
             count += 1
             last_offset = offset
             if count >= batch_rows:

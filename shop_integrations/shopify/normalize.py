@@ -419,17 +419,23 @@ def order_from_graphql(node: dict) -> OrderData:
     )
 
 
-def product_from_graphql(node: dict, *, currency: str = "") -> ProductData:
-    image = (
-        node.get("featuredImage") or (node.get("featuredMedia") or {}).get("preview", {}).get("image") or {}
-    )
+def product_from_graphql(node: dict, *, storefront_url: str = "", currency: str = "") -> ProductData:
+    """A GraphQL `Product` node (API page or bulk JSONL line). `url` is the product page on the shop's
+    storefront (`storefront_url` + /products/{handle}), else `onlineStoreUrl` when the storefront address is
+    not known. `collection_ids` is None when the node does not select `collections` (in bulk JSONL they
+    arrive as separate lines)."""
+    media = node.get("featuredMedia") or {}
+    image = node.get("featuredImage") or ((media.get("preview") or {}).get("image")) or {}
     price_range = node.get("priceRangeV2") or {}
     min_price = price_range.get("minVariantPrice") or {}
+    handle = _text(node.get("handle"))
     return ProductData(
         platform_id=platform_id(_require(node, "id", "product")),
         title=_text(node.get("title")),
-        handle=_text(node.get("handle")),
-        url=_text(node.get("onlineStoreUrl")),
+        handle=handle,
+        url=f"{storefront_url.rstrip('/')}/products/{handle}"
+        if storefront_url and handle
+        else _text(node.get("onlineStoreUrl")),
         image_url=_text(image.get("url")),
         price=parse_money(min_price.get("amount")),
         currency=_text(min_price.get("currencyCode")) or currency,
@@ -437,7 +443,9 @@ def product_from_graphql(node: dict, *, currency: str = "") -> ProductData:
         product_type=_text(node.get("productType")),
         vendor=_text(node.get("vendor")),
         tags=_tags(node.get("tags")),
-        collection_ids=tuple(platform_id(c.get("id")) for c in _nodes(node.get("collections"))),
+        collection_ids=tuple(platform_id(c.get("id")) for c in _nodes(node["collections"]))
+        if node.get("collections") is not None and not _has_next_page(node["collections"])
+        else None,
         platform_updated_at=parse_time(node.get("updatedAt")),
     )
 

@@ -1,5 +1,5 @@
-"""Periodic reconciliation: customers and orders updated since the last pass (minus an overlap) are read
-page by page (GraphQL, `query: "updated_at:>…"`, sorted by UPDATED_AT) and upserted with the single-row
+"""Periodic reconciliation: customers, orders and products updated since the last pass (minus an overlap) are
+read page by page (GraphQL, `query: "updated_at:>…"`, sorted by UPDATED_AT) and upserted with the single-row
 services, so a webhook that never arrived is repaired within the reconciliation interval. The single-row
 upserts are no-ops for rows already current, so events are only sent for changes that were really missed
 (receivers are idempotent anyway).
@@ -34,7 +34,7 @@ def _search_time(value: dt.datetime) -> str:
 
 
 def reconcile_shop(*, shop: Shop, client: ShopifyClient | None = None) -> int:
-    """Upsert customers and orders updated since the last pass; returns how many objects were read.
+    """Upsert customers, orders and products updated since the last pass; returns how many objects were read.
     Skipped (0) while a backfill is running or before the first one completed."""
     last = (
         SyncJob.objects.filter(shop=shop, status=SyncJob.Status.COMPLETED)
@@ -65,6 +65,10 @@ def reconcile_shop(*, shop: Shop, client: ShopifyClient | None = None) -> int:
             count += 1
         for node in _pages(client, "reconcile_orders", "orders", query):
             services.order_upsert(shop=shop, data=normalize.order_from_graphql(node))
+            count += 1
+        for node in _pages(client, "reconcile_products", "products", query):
+            data = normalize.product_from_graphql(node, storefront_url=shop.storefront_url)
+            services.product_upsert(shop=shop, data=data)
             count += 1
     except Exception as exc:
         _fail(job, f"{type(exc).__name__}: {exc}")

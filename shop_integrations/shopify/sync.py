@@ -1,8 +1,8 @@
 """Initial backfill of a Shopify store into commerce, with bulk operations.
 
-Backfill, per shop: one SyncJob per kind (customers, orders with line items and fulfillments), each
-driven through PENDING -> RUNNING (Shopify prepares the export) -> DOWNLOADING (rows written) ->
-COMPLETED / FAILED by `sync_job_run`, one step after another. Any worker may run any step:
+Backfill, per shop: one SyncJob per kind (customers, orders with line items and fulfillments, products with
+their collections), each driven through PENDING -> RUNNING (Shopify prepares the export) -> DOWNLOADING
+(rows written) -> COMPLETED / FAILED by `sync_job_run`, one step after another. Any worker may run any step:
 - a worker claims a job with a conditional UPDATE of its lease (`lease_until`), renewed after every batch,
   so two workers never write the same job at once, and a job whose worker died is taken over once the
   lease runs out (the periodic `resume_stalled_sync_jobs`, or the bulk_operations/finish webhook);
@@ -36,7 +36,12 @@ from shop_integrations.shopify.http import ShopifyPermanentError, ShopifyRetryab
 
 logger = logging.getLogger(__name__)
 
-BULK_DOCUMENTS = {SyncJob.Kind.CUSTOMERS: "bulk_customers", SyncJob.Kind.ORDERS: "bulk_orders"}
+BULK_DOCUMENTS = {
+    SyncJob.Kind.CUSTOMERS: "bulk_customers",
+    SyncJob.Kind.ORDERS: "bulk_orders",
+    # The catalog (recommendations on the tracking page).
+    SyncJob.Kind.PRODUCTS: "bulk_products",
+}
 # How long a worker owns a job without renewing it (renewed after every batch and poll). A killed worker's
 # job is taken over after this; the environment may shorten it (end-to-end tests).
 LEASE = dt.timedelta(seconds=float(os.environ.get("SYNC_JOB_LEASE_SECONDS") or 20))
@@ -50,10 +55,11 @@ ProgressCallback = Callable[[SyncJob], None]
 
 
 def backfill_start(*, shop: Shop) -> list[SyncJob]:
-    """Create (or find) the active customers and orders backfill jobs of the shop and enqueue them on
-    commit. Idempotent: an already active job is returned, not duplicated (unique active job per kind)."""
+    """Create (or find) the active customers, orders and products backfill jobs of the shop (in that order)
+    and enqueue them on commit. Idempotent: an already active job is returned, not duplicated (unique active
+    job per kind)."""
     jobs = []
-    for kind in (SyncJob.Kind.CUSTOMERS, SyncJob.Kind.ORDERS):
+    for kind in BULK_DOCUMENTS:
         with transaction.atomic():
             job = SyncJob.objects.filter(shop=shop, kind=kind, status__in=SyncJob.ACTIVE_STATUSES).first()
             if job is None:
@@ -236,6 +242,7 @@ def _download(job: SyncJob, progress: ProgressCallback | None) -> None:
             on_batch=on_batch,
             rows_done=job.rows_done,
             batch_rows=batch_rows,
+            storefront_url=job.shop.storefront_url,
         )
     job.status = SyncJob.Status.COMPLETED
     job.finished_at = timezone.now()

@@ -3,13 +3,14 @@ lifecycle (Shopify mocked at the HTTP boundary with `responses`)."""
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 import pytest
 import responses
 from django.db.models import Sum
 
 from retention_app.commerce import selectors
-from retention_app.commerce.models import Customer, LineItem, Order, SyncJob
+from retention_app.commerce.models import Customer, LineItem, Order, Product, SyncJob
 from retention_app.shops.events import shop_installed
 from shop_integrations.shopify import bulk, sync
 from shop_integrations.shopify.client import ShopifyClient
@@ -134,7 +135,7 @@ def graphql_answers(*answers):
 @responses.activate
 def test_sync_job_runs_bulk_operation_to_completion(shop):
     data = make_orders_jsonl(12)
-    (job_c, job_o) = sync.backfill_start(shop=shop)
+    (job_c, job_o, _) = sync.backfill_start(shop=shop)
     op = "gid://shopify/BulkOperation/1"
     seen = graphql_answers(
         {"bulkOperationRunQuery": {"bulkOperation": {"id": op, "status": "CREATED"}, "userErrors": []}},
@@ -176,7 +177,7 @@ def test_sync_job_runs_bulk_operation_to_completion(shop):
 
 @responses.activate
 def test_failed_bulk_operation_marks_the_job_failed(shop):
-    (_, job) = sync.backfill_start(shop=shop)
+    (_, job, _) = sync.backfill_start(shop=shop)
     graphql_answers(
         {
             "bulkOperationRunQuery": {
@@ -205,12 +206,12 @@ def test_backfill_starts_once_on_install(shop, django_capture_on_commit_callback
         shop_installed.send(sender=None, shop=shop, reinstalled=False)
         shop_installed.send(sender=None, shop=shop, reinstalled=False)  # a repeated signal starts nothing new
     jobs = SyncJob.objects.filter(shop=shop)
-    assert sorted(jobs.values_list("kind", flat=True)) == ["customers", "orders"]
+    assert sorted(jobs.values_list("kind", flat=True)) == ["customers", "orders", "products"]
     assert set(enqueued) == set(jobs.values_list("pk", flat=True))
 
 
 def test_a_held_lease_keeps_a_second_worker_out_and_expires(shop):
-    (job, _) = sync.backfill_start(shop=shop)
+    (job, _, _) = sync.backfill_start(shop=shop)
     assert sync._claim(job.pk) is not None
     assert sync.sync_job_run(job_id=job.pk) == "busy"
     SyncJob.objects.filter(pk=job.pk).update(lease_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
@@ -261,7 +262,7 @@ def test_commerce_topic_table_covers_the_topics_and_dispatches(shop, payload):
 
 
 @responses.activate
-def test_sync_shop_command_runs_both_jobs_with_a_progress_bar(shop):
+def test_sync_shop_command_runs_every_job_with_a_progress_bar(shop):
     from django.core.management import call_command
     from django.utils import timezone
 
@@ -279,6 +280,7 @@ def test_sync_shop_command_runs_both_jobs_with_a_progress_bar(shop):
     )
     customers = (FIXTURES / "bulk_operations_finish__customers.jsonl").read_bytes()
     orders = (FIXTURES / "bulk_operations_finish__orders.jsonl").read_bytes()
+    products = (FIXTURES / "bulk_operations_finish__products.jsonl").read_bytes()
     graphql_answers(
         {
             "bulkOperationRunQuery": {
@@ -308,9 +310,24 @@ def test_sync_shop_command_runs_both_jobs_with_a_progress_bar(shop):
                 "fileSize": "1",
             }
         },
+        {
+            "bulkOperationRunQuery": {
+                "bulkOperation": {"id": "gid://shopify/BulkOperation/3"},
+                "userErrors": [],
+            }
+        },
+        {
+            "bulkOperation": {
+                "status": "COMPLETED",
+                "objectCount": "4",
+                "url": RESULT_URL + "p",
+                "fileSize": "1",
+            }
+        },
     )
     responses.add(responses.GET, RESULT_URL + "c", body=customers)
     responses.add(responses.GET, RESULT_URL + "o", body=orders)
+    responses.add(responses.GET, RESULT_URL + "p", body=products)
     import io
 
     out, err = io.StringIO(), io.StringIO()
@@ -319,6 +336,7 @@ def test_sync_shop_command_runs_both_jobs_with_a_progress_bar(shop):
     assert "Orders backfill" in err.getvalue() and "5/5 (100%)" in err.getvalue()
     assert Customer.objects.get(shop=shop, platform_id="706405506930370084").first_name == "พลอย"
     assert Order.objects.filter(shop=shop).count() == 2
+    assert "Products backfill" in err.getvalue() and Product.objects.filter(shop=shop).count() == 2
     out = io.StringIO()
     call_command("sync_shop", "--shop", shop.domain, stdout=out)
     assert "already complete" in out.getvalue()
@@ -346,3 +364,23 @@ def test_pipelined_writer_outside_a_transaction_writes_everything_and_reports_er
 
     with pytest.raises(Boom):
         bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(make_orders_jsonl(40)), batch_rows=7, on_batch=fail)
+
+
+def test_products_backfill_stores_the_catalog_with_storefront_urls_and_collections(shop):
+    shop.storefront_url = "https://shop.example.co.th"
+    shop.save(update_fields=["storefront_url"])
+    data = (FIXTURES / "bulk_operations_finish__products.jsonl").read_bytes()
+    for _ in range(2):  # a replay (resumed job, second backfill) changes nothing
+        done = bulk.load_jsonl(
+            shop_id=shop.pk, lines=lines_of(data), batch_rows=1, storefront_url=shop.storefront_url
+        )
+        assert done == 4
+        tea = Product.objects.get(shop=shop, platform_id="632910392")
+        assert tea.url == "https://shop.example.co.th/products/jasmine-green-tea"
+        assert tea.image_url == "https://cdn.shopify.com/s/files/1/jasmine.jpg"
+        assert (tea.price, tea.currency, tea.status) == (Decimal("350.0"), "THB", "ACTIVE")
+        assert tea.tags == ["green", "bestseller"] and tea.vendor == "Doi Tea Co."
+        assert tea.collection_ids == ["395646240", "841564295"]  # child lines written in later batches
+    teapot = Product.objects.get(shop=shop, platform_id="921728736")
+    assert teapot.status == "DRAFT" and teapot.url == "https://shop.example.co.th/products/teapot"
+    assert Product.objects.count() == 2

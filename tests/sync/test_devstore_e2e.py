@@ -4,12 +4,13 @@ app's copy equals the store's (counts and totals per customer)."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from decimal import Decimal
 
 import pytest
 
-from retention_app.commerce.models import Customer, LineItem, Order, SyncJob
+from retention_app.commerce.models import Customer, LineItem, Order, Product, SyncJob
 from retention_app.commerce.selectors import commerce_totals_by_customer
 from retention_app.shops.services import AccessGrant, shop_credential_store
 from shop_integrations.shopify import sync
@@ -29,6 +30,33 @@ query($after: String) {
   }
 }
 """
+
+STORE_PRODUCTS = """
+query($after: String) {
+  products(first: 50, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id handle title priceRangeV2 { minVariantPrice { amount } } }
+  }
+}
+"""
+
+
+def store_products(shop) -> dict[str, tuple[str, str, str]]:
+    """The store's catalog read over its Admin API: {product id: (handle, title, min price)}."""
+    client = ShopifyClient.with_token(shop.domain, shop.devstore_token)
+    found, after = {}, None
+    while True:
+        page = client.execute(STORE_PRODUCTS, {"after": after})["products"]
+        for node in page["nodes"]:
+            price = Decimal(node["priceRangeV2"]["minVariantPrice"]["amount"])
+            found[node["id"].rsplit("/", 1)[-1]] = (node["handle"], node["title"], f"{price:.2f}")
+        if not page["pageInfo"]["hasNextPage"]:
+            return found
+        after = page["pageInfo"]["endCursor"]
+
+
+def app_products(shop) -> dict[str, tuple[str, str, str]]:
+    return {p.platform_id: (p.handle, p.title, f"{p.price:.2f}") for p in Product.objects.filter(shop=shop)}
 
 
 @pytest.fixture
@@ -77,9 +105,11 @@ def test_backfill_of_a_seeded_store_equals_the_store(
         sync.backfill_start(shop=connected_shop)
     # then both jobs completed and the copy equals the store's
     jobs = {j.kind: j for j in SyncJob.objects.filter(shop=connected_shop)}
-    assert {k: j.status for k, j in jobs.items()} == {"customers": "completed", "orders": "completed"}, [
-        j.error for j in jobs.values()
-    ]
+    assert {k: j.status for k, j in jobs.items()} == {
+        "customers": "completed",
+        "orders": "completed",
+        "products": "completed",
+    }, [j.error for j in jobs.values()]
     expected, n_orders, n_items = store_copy(devstore, connected_shop)
     assert n_orders >= 100
     assert Order.objects.filter(shop=connected_shop).count() == n_orders
@@ -87,6 +117,12 @@ def test_backfill_of_a_seeded_store_equals_the_store(
     assert commerce_totals_by_customer(shop=connected_shop) == expected
     assert jobs["orders"].rows_done == jobs["orders"].rows_total == n_orders + n_items
     assert Customer.objects.filter(shop=connected_shop).exclude(email="").count() >= 20
+    # the catalog too (recommendations): every product, with its page on the storefront
+    catalog = store_products(connected_shop)
+    assert catalog and app_products(connected_shop) == catalog
+    storefront = devstore.store_url(connected_shop.domain)
+    for product in Product.objects.filter(shop=connected_shop):
+        assert product.url == f"{storefront}/products/{product.handle}"
     # a second run writes nothing new
     before = list(Order.objects.filter(shop=connected_shop).order_by("pk").values_list("pk", "updated_at"))
     with django_capture_on_commit_callbacks(execute=True):
@@ -135,11 +171,17 @@ def test_install_backfill_then_live_webhooks_duplicated_and_reordered(
     devstore.control.seed(devstore_shop, customers=8, orders=30, months=6, seed=3)
     shop = install(devstore, devstore_shop, live_server.url, settings)
     wait_until(
-        lambda: SyncJob.objects.filter(shop=shop, status="completed").count() == 2,
+        lambda: SyncJob.objects.filter(shop=shop, status="completed").count() == 3,
         timeout=90,
         what="backfill",
     )
     assert copy_equals_store(devstore, shop)
+    # the app has the store's products, each linking to its page on the shop's storefront
+    shop.refresh_from_db()
+    assert shop.storefront_url and app_products(shop) == store_products(shop)
+    assert all(
+        p.url == f"{shop.storefront_url}/products/{p.handle}" for p in Product.objects.filter(shop=shop)
+    )
     # given the store duplicates every webhook and delivers them newest first
     devstore.control.settings(webhook_mode={"duplicate": True, "reorder": True, "reorder_window": 1.0})
     placed = devstore.control.place_order(devstore_shop, email="new.buyer@example.com", first_name="Mai")
@@ -181,13 +223,18 @@ def test_worker_killed_mid_backfill_resumes_without_duplicates(
     orders_job.refresh_from_db()
     assert orders_job.status == "downloading" and 0 < orders_job.rows_done < (orders_job.rows_total or 10**9)
     celery_worker.start()
-    # the killed worker's lease runs out; the periodic resume_stalled_sync_jobs re-enqueues the job
-    wait_until(lambda: sync.resume_stalled() > 0, timeout=60, what="lease expiry")
-    wait_until(
-        lambda: SyncJob.objects.filter(pk=orders_job.pk, status="completed").exists(),
-        timeout=120,
-        what="resume",
-    )
+    # the killed worker's leases run out; the periodic resume_stalled_sync_jobs (played here once a second,
+    # as beat would) re-enqueues each stalled job: the orders job, and the other kinds whose retries died
+    # with the worker
+    last_beat = [0.0]
+
+    def all_completed() -> bool:
+        if time.monotonic() - last_beat[0] > 1.0:
+            last_beat[0] = time.monotonic()
+            sync.resume_stalled()
+        return not SyncJob.objects.filter(shop=shop).exclude(status="completed").exists()
+
+    wait_until(all_completed, timeout=120, what="resume")
     orders_job.refresh_from_db()
     assert copy_equals_store(devstore, shop)
     assert orders_job.rows_done == orders_job.rows_total  # each line counted once: no replayed batch

@@ -147,3 +147,29 @@ def test_payload_without_id_or_bad_amount_is_rejected():
         normalize.order_from_rest({"created_at": "2026-01-01T00:00:00Z"})
     with pytest.raises(normalize.PayloadError):
         normalize.order_from_rest({"id": 1, "created_at": "2026-01-01T00:00:00Z", "total_price": "abc"})
+
+
+def test_product_from_graphql_links_to_the_storefront_and_reads_media_price_and_collections():
+    node = {
+        "id": "gid://shopify/Product/632910392",
+        "title": "Jasmine Green Tea",
+        "handle": "jasmine-green-tea",
+        "status": "ACTIVE",
+        "updatedAt": "2026-02-02T00:00:00Z",
+        "onlineStoreUrl": "https://primary.example/products/jasmine-green-tea",
+        "featuredMedia": {"preview": {"image": {"url": "https://cdn.shopify.com/jasmine.jpg"}}},
+        "priceRangeV2": {"minVariantPrice": {"amount": "350.00", "currencyCode": "THB"}},
+        "collections": {"nodes": [{"id": "gid://shopify/Collection/7"}], "pageInfo": {"hasNextPage": False}},
+    }
+    product = normalize.product_from_graphql(node, storefront_url="https://shop.example.co.th/")
+    assert product.url == "https://shop.example.co.th/products/jasmine-green-tea"
+    assert product.image_url == "https://cdn.shopify.com/jasmine.jpg"
+    assert (product.price, product.currency, product.collection_ids) == (Decimal("350.00"), "THB", ("7",))
+    # storefront unknown: onlineStoreUrl; no media preview yet; collections not selected / partial: None
+    node.update(featuredMedia={"preview": None})
+    node["collections"]["pageInfo"]["hasNextPage"] = True
+    other = normalize.product_from_graphql(node)
+    assert other.url == "https://primary.example/products/jasmine-green-tea" and other.image_url == ""
+    assert other.collection_ids is None
+    del node["collections"]
+    assert normalize.product_from_graphql(node).collection_ids is None
