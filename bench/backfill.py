@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.support import ensure_postgres_database
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SHOP = "bench-backfill.myshopify.com"
 CUSTOMERS = 50_000
@@ -37,6 +39,7 @@ ID_BASE = 4_000_000_000  # explicit ids for the COPY baseline, far above real on
 
 
 def _setup_django() -> None:
+    ensure_postgres_database(os.environ["DATABASE_URL"])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "retention_app.settings")
     os.environ.setdefault("DEBUG", "1")
     import django

@@ -28,6 +28,8 @@ import time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bench.support import ensure_postgres_database
+
 DOMAIN = "bench-dashboard.myshopify.com"
 TZ = "Asia/Bangkok"
 TODAY = dt.date(2026, 11, 15)  # the dashboard's "today" (fixed: the data is generated relative to it)
@@ -41,7 +43,7 @@ def _setup_django() -> None:
     url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/boomerang_bench")
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("BENCH_DATABASE_URL must be a PostgreSQL URL")
-    _create_database(url)
+    ensure_postgres_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "retention_app.settings")
@@ -52,16 +54,6 @@ def _setup_django() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 # --- data ------------------------------------------------------------------------------------------------
