@@ -112,23 +112,22 @@ def _wait_for(predicate, procs: Processes, what: str, timeout: float = 300):
 
 
 def _wait_for_backfill(procs: Processes):
-    from retention_app.commerce.models import Customer, Order, SyncJob
+    from retention_app.commerce.models import Customer, Order, Product, SyncJob
     from retention_app.shops.models import Shop
 
     shop = Shop.objects.get(domain=DEMO_SHOP)
 
     def finished() -> bool:
-        jobs = list(SyncJob.objects.filter(shop=shop, kind__in=[SyncJob.Kind.CUSTOMERS, SyncJob.Kind.ORDERS]))
+        backfills = [SyncJob.Kind.CUSTOMERS, SyncJob.Kind.ORDERS, SyncJob.Kind.PRODUCTS]
+        jobs = list(SyncJob.objects.filter(shop=shop, kind__in=backfills))
         failed = [j for j in jobs if j.status == SyncJob.Status.FAILED]
         if failed:
             raise SystemExit(f"[demo] the backfill failed: {failed[0].error}")
         return bool(jobs) and all(j.status == SyncJob.Status.COMPLETED for j in jobs)
 
     _wait_for(finished, procs, "the initial sync")
-    _log(
-        f"synced {Customer.objects.filter(shop=shop).count()} customers and "
-        f"{Order.objects.filter(shop=shop).count()} orders"
-    )
+    counts = [model.objects.filter(shop=shop).count() for model in (Customer, Order, Product)]
+    _log("synced {} customers, {} orders and {} products".format(*counts))
     return shop
 
 
