@@ -4,13 +4,14 @@ the panel session only) and every object lookup is filtered by that shop, so ano
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 from django.contrib import messages as flash
 from django.contrib.auth import authenticate, login, logout
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -193,6 +194,75 @@ def sync_status(request):
         "pending_count": deliveries.filter(status=WebhookDelivery.Status.PENDING).count(),
     }
     return render(request, "panel/sync.html", context)
+
+
+def _audit_outcome_labels() -> dict[str, str]:
+    # The ingress model's labels are not translated: the panel names the outcomes itself.
+    return {
+        "exported": _("Data exported"),
+        "redacted": _("Customer data erased"),
+        "shop_deleted": _("Shop data deleted"),
+        "no_data": _("Nothing held"),
+    }
+
+
+@shop_required
+def privacy(request):
+    """Customer data requests (customers/data_request) with their exports, and the compliance audit log.
+
+    Only this shop's exports and audit records (selectors scoped by shop). The audit log holds platform ids
+    and counts, no personal data; the exports do, so they are served only as a download of one export."""
+    shop = request.shop
+    from retention_app.ingress.selectors import (
+        compliance_audit_records_for_shop,
+        customer_data_exports_for_shop,
+    )
+
+    exports = Paginator(customer_data_exports_for_shop(shop=shop), 50).get_page(request.GET.get("page"))
+    rows = []
+    for export in exports:
+        customers = (export.data or {}).get("customers") or []
+        emails = [c.get("email") for c in customers if isinstance(c, dict) and c.get("email")]
+        rows.append(
+            {
+                "export": export,
+                "email": ", ".join(dict.fromkeys(emails)),
+                "status": _("Erased") if export.redacted_at else _("Ready"),
+            }
+        )
+    labels = _audit_outcome_labels()
+    audit = [
+        {
+            "record": record,
+            "outcome": labels.get(record.outcome, record.outcome),
+            "counts": sorted((record.counts or {}).items()) if isinstance(record.counts, dict) else [],
+        }
+        for record in compliance_audit_records_for_shop(shop=shop)[:200]
+    ]
+    return render(request, "panel/privacy.html", {"page": exports, "rows": rows, "audit": audit})
+
+
+@shop_required
+def privacy_export_download(request, export_id: int):
+    """One export of this shop as a JSON attachment; another shop's id (or an unknown one) answers 404."""
+    from retention_app.ingress.selectors import customer_data_export_get
+
+    export = customer_data_export_get(shop=request.shop, export_id=export_id)
+    if export is None:
+        raise Http404
+    if export.redacted_at is not None:
+        return HttpResponse(
+            _("This export was erased after the customer's data was deleted."),
+            status=410,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = JsonResponse(export.data, json_dumps_params={"ensure_ascii": False, "indent": 2})
+    # Platform ids are digits; keep only safe characters in the header anyway.
+    customer = re.sub(r"[^0-9A-Za-z_-]", "", export.customer_platform_id)[:64] or "customer"
+    response["Content-Disposition"] = f'attachment; filename="data-export-{customer}-{export.pk}.json"'
+    # Personal data: never kept by a shared cache or the browser's.
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @shop_required

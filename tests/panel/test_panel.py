@@ -117,6 +117,7 @@ def test_every_page_renders(panel, shop):
         f"/app/customers/{customer.pk}/",
         "/app/messages/",
         "/app/sync/",
+        "/app/privacy/",
         "/app/settings/",
         "/app/?start=2026-01-01&end=2026-02-01&window_days=90",
     ]:
@@ -151,6 +152,7 @@ def test_tenant_isolation_on_every_url(panel, shop, other_shop):
         "/app/customers/?q=zed",
         "/app/messages/",
         "/app/sync/",
+        "/app/privacy/",
         "/app/settings/",
     ]:
         body = panel.get(url).content.decode()
