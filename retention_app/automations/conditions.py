@@ -74,9 +74,16 @@ def _countable_orders(customer: Customer):
 
 
 def conditions_evaluate(
-    *, conditions: RuleConditions | dict, customer: Customer, order: Order | None
+    *,
+    conditions: RuleConditions | dict,
+    customer: Customer,
+    order: Order | None,
+    earlier_order_exists: bool | None = None,
 ) -> ConditionResult:
-    """Whether `customer` (and the triggering `order`, when any) satisfy every condition."""
+    """Whether `customer` (and the triggering `order`, when any) satisfy every condition.
+
+    `earlier_order_exists`: the "first order only" answer when the caller already loaded it (the sender
+    loads it for a whole batch in its one query); None: queried here."""
     if isinstance(conditions, dict):
         conditions = RuleConditions.model_validate(conditions)
     c = conditions
@@ -93,11 +100,13 @@ def conditions_evaluate(
     if c.first_order_only:
         if order is None:
             return ConditionResult(False, "No order to check for 'first order only'.")
-        earlier = (
-            Order.objects.filter(customer=customer, is_test=False, placed_at__lt=order.placed_at)
-            .exclude(pk=order.pk)
-            .exists()
-        )
+        earlier = earlier_order_exists
+        if earlier is None:
+            earlier = (
+                Order.objects.filter(customer=customer, is_test=False, placed_at__lt=order.placed_at)
+                .exclude(pk=order.pk)
+                .exists()
+            )
         if earlier:
             return ConditionResult(False, "Not the customer's first order.")
 

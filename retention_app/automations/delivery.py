@@ -46,19 +46,23 @@ class DeliveryNotStarted(Exception):
 
 
 class Courier:
-    """One open connection to the email backend, reused for a batch of messages."""
+    """Open connection(s) to the email backend, reused for a batch of messages."""
 
     def __init__(self) -> None:
         self.backend = get_connection(fail_silently=False)
         self.stepwise = type(self.backend) is SMTPBackend
+        # SMTP: one connection per message of a group (`send_group`), opened on first use, kept open.
+        self.slots: list[SMTPBackend] = []
 
     def close(self) -> None:
-        try:
-            self.backend.close()
-        except Exception:  # noqa: S110 (closing a broken connection may itself fail; nothing to do)
-            pass
-        if self.stepwise:
-            self.backend.connection = None
+        if not self.stepwise:
+            try:
+                self.backend.close()
+            except Exception:  # noqa: S110 (closing a broken connection may itself fail; nothing to do)
+                pass
+            return
+        for backend in self.slots or [self.backend]:
+            self._close_slot(backend)
 
     def send(self, message: EmailMessage, *, commit_point: Callable[[], bool]) -> None:
         """Deliver `message`; `commit_point()` must durably record the point of no return and return
@@ -76,7 +80,98 @@ class Courier:
         self._send_smtp(message, commit_point)
 
     def _send_smtp(self, message: EmailMessage, commit_point: Callable[[], bool]) -> None:
-        backend = self.backend
+        results = self._send_group_smtp([message], lambda indexes: set(indexes) if commit_point() else set())
+        if results[0] is not None:
+            raise results[0]
+
+    def send_group(
+        self, messages: list[EmailMessage], *, commit_points: Callable[[list[int]], set[int]]
+    ) -> list[Exception | None]:
+        """Deliver several messages with ONE commit point for all of them (one synchronous commit instead
+        of one per message). Returns one entry per message: None (delivered: the server answered 250) or
+        the exception the single-message `send` would have raised for it (ClaimLost, DeliveryRefused,
+        DeliveryNotStarted, DeliveryUnknown).
+
+        `commit_points(indexes)` gets the indexes of the messages ready for their point of no return and
+        must durably record it for the rows still ours, returning the indexes it recorded. With SMTP each
+        message has its own connection (`len(messages)` <= `connections`): every transaction is brought to
+        the 354 stage, the commit points are recorded at once, then the bodies are sent (the server handles
+        them in parallel). A message whose commit point was not recorded has its connection dropped
+        without the final "." (the server discards it): the per-message crash-window semantics are the
+        same as `send`."""
+        if not self.stepwise:
+            results: list[Exception | None] = [None] * len(messages)
+            committed = commit_points(list(range(len(messages))))
+            for i, message in enumerate(messages):
+                if i not in committed:
+                    results[i] = ClaimLost()
+                    continue
+                try:
+                    sent = self.backend.send_messages([message])
+                except Exception as exc:
+                    results[i] = DeliveryUnknown(f"{type(exc).__name__}: {exc}")
+                    continue
+                if not sent:
+                    results[i] = DeliveryUnknown("the email backend reported nothing sent")
+            return results
+        return self._send_group_smtp(messages, commit_points)
+
+    def _slot(self, index: int) -> SMTPBackend:
+        while len(self.slots) <= index:
+            self.slots.append(self.backend if not self.slots else get_connection(fail_silently=False))
+        return self.slots[index]
+
+    def _close_slot(self, backend: SMTPBackend) -> None:
+        try:
+            backend.close()
+        except Exception:  # noqa: S110 (closing a broken connection may itself fail; nothing to do)
+            pass
+        backend.connection = None
+
+    def _send_group_smtp(
+        self, messages: list[EmailMessage], commit_points: Callable[[list[int]], set[int]]
+    ) -> list[Exception | None]:
+        results: list[Exception | None] = [None] * len(messages)
+        started: dict[int, tuple[SMTPBackend, bytes]] = {}
+        for i, message in enumerate(messages):
+            backend = self._slot(i)
+            try:
+                started[i] = (backend, self._start(backend, message))
+            except (DeliveryRefused, DeliveryNotStarted) as exc:
+                results[i] = exc
+        committed = commit_points(sorted(started)) if started else set()
+        # --- point of no return for the committed ones: a broken connection means "delivery unknown" ---
+        sent: list[int] = []
+        for i, (backend, body) in started.items():
+            if i not in committed:
+                # Drop the connection without the final "." so the server discards the transaction.
+                self._close_slot(backend)
+                results[i] = ClaimLost()
+                continue
+            try:
+                data = smtplib._quote_periods(body)
+                if data[-2:] != b"\r\n":
+                    data += b"\r\n"
+                backend.connection.send(data + b".\r\n")
+                sent.append(i)
+            except (smtplib.SMTPException, OSError) as exc:
+                self._close_slot(backend)
+                results[i] = DeliveryUnknown(f"{type(exc).__name__}: {exc}")
+        for i in sent:  # the bodies are all on the wire: collect the answers
+            backend = started[i][0]
+            try:
+                code, resp = backend.connection.getreply()
+            except (smtplib.SMTPException, OSError) as exc:
+                self._close_slot(backend)
+                results[i] = DeliveryUnknown(f"{type(exc).__name__}: {exc}")
+                continue
+            if code != 250:
+                # A definite answer: the server did not take the message.
+                results[i] = DeliveryRefused(f"message refused: {code} {resp!r}", permanent=code >= 500)
+        return results
+
+    def _start(self, backend: SMTPBackend, message: EmailMessage) -> bytes:
+        """MAIL FROM, RCPT TO, DATA -> 354 on `backend`'s connection; returns the body to send."""
         try:
             if backend.connection is None:
                 backend.open()
@@ -91,7 +186,7 @@ class Courier:
                 options.append(f"size={len(body)}")
             code, resp = conn.mail(from_addr, options)
             if code != 250:
-                self._reset(conn)
+                self._reset(backend)
                 raise DeliveryRefused(f"sender refused: {code} {resp!r}", permanent=code >= 500)
             refused = {}
             for rcpt in recipients:
@@ -99,41 +194,23 @@ class Courier:
                 if code not in (250, 251):
                     refused[rcpt] = (code, resp)
             if len(refused) == len(recipients):
-                self._reset(conn)
+                self._reset(backend)
                 code = min(c for c, _ in refused.values())
                 raise DeliveryRefused(f"recipient refused: {refused}", permanent=code >= 500)
             conn.putcmd("data")
             code, resp = conn.getreply()
             if code != 354:
-                self._reset(conn)
+                self._reset(backend)
                 raise DeliveryRefused(f"DATA refused: {code} {resp!r}", permanent=code >= 500)
-        except (DeliveryRefused, ClaimLost):
+            return body
+        except DeliveryRefused:
             raise
         except (smtplib.SMTPException, OSError) as exc:
-            self.close()
+            self._close_slot(backend)
             raise DeliveryNotStarted(f"{type(exc).__name__}: {exc}") from exc
 
-        if not commit_point():
-            # Drop the connection without the final "." so the server discards the transaction.
-            self.close()
-            raise ClaimLost()
-
-        # --- point of no return: from here a broken connection means "delivery unknown" ---
+    def _reset(self, backend: SMTPBackend) -> None:
         try:
-            data = smtplib._quote_periods(body)
-            if data[-2:] != b"\r\n":
-                data += b"\r\n"
-            conn.send(data + b".\r\n")
-            code, resp = conn.getreply()
-        except (smtplib.SMTPException, OSError) as exc:
-            self.close()
-            raise DeliveryUnknown(f"{type(exc).__name__}: {exc}") from exc
-        if code != 250:
-            # A definite answer: the server did not take the message.
-            raise DeliveryRefused(f"message refused: {code} {resp!r}", permanent=code >= 500)
-
-    def _reset(self, conn: smtplib.SMTP) -> None:
-        try:
-            conn.rset()
+            backend.connection.rset()
         except (smtplib.SMTPException, OSError):
-            self.close()
+            self._close_slot(backend)

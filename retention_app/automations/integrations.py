@@ -56,11 +56,14 @@ _FALLBACK_SUBJECTS = {
 }
 
 
-def render(*, shop, rule_key: str, locale: str, context: dict[str, Any]) -> RenderedEmail:
-    """Subject, HTML and text of one email (H6's sandboxed renderer; a plain fallback until it exists)."""
+def render(
+    *, shop, rule_key: str, locale: str, context: dict[str, Any], template_cache: dict | None = None
+) -> RenderedEmail:
+    """Subject, HTML and text of one email (H6's sandboxed renderer; a plain fallback until it exists).
+    `template_cache`: a dict the caller keeps for a batch, so a template is looked up once per batch."""
     fn = _optional("retention_app.messaging.services", "message_render")
     if fn is not None:
-        r = fn(shop=shop, rule_key=rule_key, locale=locale, context=context)
+        r = fn(shop=shop, rule_key=rule_key, locale=locale, context=context, template_cache=template_cache)
         return RenderedEmail(subject=r.subject, html=r.html, text=r.text)
     safe = {k: ("" if v is None else str(v)) for k, v in context.items()}
     subject = _FALLBACK_SUBJECTS.get(rule_key, "{shop_name}").format_map(_Missing(safe))

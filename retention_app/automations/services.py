@@ -22,6 +22,7 @@ tracking_number, tracking_url, shipment_status (the ShipmentStatus value), unsub
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -34,7 +35,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, Max, OuterRef, Subquery, Value
+from django.db.models import Case, Exists, F, Max, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 CLAIM_LEASE_SECONDS = getattr(settings, "AUTOMATIONS_CLAIM_LEASE_SECONDS", 600)
 DISPATCH_BATCH_SIZE = getattr(settings, "AUTOMATIONS_DISPATCH_BATCH_SIZE", 50)
 DISPATCH_MAX_IN_FLIGHT = getattr(settings, "AUTOMATIONS_DISPATCH_MAX_IN_FLIGHT", 5000)
+# Messages handed to the mail server together (one SMTP connection each, one commit point for all).
+SMTP_CONNECTIONS = getattr(settings, "AUTOMATIONS_SMTP_CONNECTIONS", 10)
 MAX_ATTEMPTS = 5
 # An order event older than this does not trigger order rules (late redelivery, old orders edited).
 ORDER_TRIGGER_MAX_AGE = dt.timedelta(days=3)
@@ -593,7 +596,12 @@ def _relaxed_commit():
     If such a write is lost, the row reverts to "sending" and the lease recovery handles it: without
     `smtp_started_at` it is re-evaluated and sent once; with it, it becomes "delivery unknown", never a
     duplicate. The commit point itself (`smtp_started_at`) always commits synchronously. A worker crash
-    loses nothing here: the server has the commit. Saves one WAL flush per message."""
+    loses nothing here: the server has the commit. Saves one WAL flush per message.
+
+    Inside a transaction already (the batch sender's group of outcomes, a test), it simply joins it."""
+    if connection.in_atomic_block:
+        yield
+        return
     with transaction.atomic():
         if settings.USING_POSTGRES:
             with connection.cursor() as cursor:
@@ -670,7 +678,12 @@ def _precheck(message: Message, now: dt.datetime) -> str | None:
         )
         if newer.exists():
             return "The customer ordered again before the send time."
-    result = conditions_evaluate(conditions=rule.conditions, customer=customer, order=order)
+    result = conditions_evaluate(
+        conditions=rule.conditions,
+        customer=customer,
+        order=order,
+        earlier_order_exists=getattr(message, "has_earlier_order", None),
+    )
     if not result.matched:
         return result.reason
     return None
@@ -772,9 +785,31 @@ def message_context(message: Message, locale: str, discount=None) -> dict[str, A
 
 
 def _claimed(token: str):
-    return Message.objects.select_related("shop", "rule", "customer", "order", "fulfillment").filter(
-        status=Message.Status.SENDING, claimed_by=token
+    """The rows claimed by `token`, with what the send needs, in one query: the related rows and the
+    "first order only" check (whether the customer has an earlier order than the message's order)."""
+    earlier = Order.objects.filter(
+        customer_id=OuterRef("customer_id"), is_test=False, placed_at__lt=OuterRef("order__placed_at")
+    ).exclude(pk=OuterRef("order_id"))
+    return (
+        Message.objects.select_related("shop", "rule", "customer", "order", "fulfillment")
+        .filter(status=Message.Status.SENDING, claimed_by=token)
+        .annotate(has_earlier_order=Exists(earlier))
     )
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """A claimed message that passed its send-time checks, rendered and ready for the mail server."""
+
+    message: Message
+    email: EmailMultiAlternatives
+    subject: str
+    locale: str
+    discount: Any
+    data: dict
+    extra: dict
+    extra_reason: str
+    now: dt.datetime
 
 
 def message_send(
@@ -786,6 +821,21 @@ def message_send(
     quiet hours (postpone to their end) and the frequency cap (postpone until the slot frees), issues the
     discount code (idempotent per trigger), renders, and delivers through `courier`."""
     cache = {} if cache is None else cache
+    prepared = _message_prepare(message_id=message_id, claim_token=claim_token, cache=cache)
+    if isinstance(prepared, str):
+        return prepared
+    result = courier.send_group(
+        [prepared.email], commit_points=lambda indexes: _commit_points([prepared], indexes, claim_token)
+    )[0]
+    status = _message_outcome(prepared, claim_token, result)
+    if status == Message.Status.SENT:
+        _after_sent(prepared)
+    return status
+
+
+def _message_prepare(*, message_id: int, claim_token: str, cache: dict) -> _Prepared | str:
+    """Everything before the mail server: checks, postponements, discount, rendering. Returns the final
+    status when the message ends here (cancelled, postponed, failed, skipped)."""
     message = cache.pop(("message", message_id), None)
     if message is None:
         message = _claimed(claim_token).filter(pk=message_id).first()
@@ -847,7 +897,11 @@ def message_send(
 
     try:
         context = message_context(message, locale, discount)
-        rendered = integrations.render(shop=shop, rule_key=rule.key, locale=locale, context=context)
+        # The batch's template cache: one template lookup per (shop, rule, language) per batch.
+        templates = cache.setdefault("templates", {})
+        rendered = integrations.render(
+            shop=shop, rule_key=rule.key, locale=locale, context=context, template_cache=templates
+        )
     except Exception as exc:
         logger.exception("rendering message %s failed", message.pk)
         _finish(message, claim_token, Message.Status.FAILED, f"The template could not be rendered: {exc}")
@@ -865,28 +919,66 @@ def message_send(
     if message.is_marketing:
         email.extra_headers.update(integrations.unsubscribe_headers(customer))
 
-    def commit_point() -> bool:
-        """The point of no return, recorded only if the row is still ours and, for marketing, the
-        customer still accepts marketing (an unsubscribe that raced this send wins: checked in the same
-        UPDATE, not from the row loaded earlier)."""
-        fenced = _fenced(message, claim_token).filter(smtp_started_at__isnull=True)
-        if message.is_marketing:
-            fenced = fenced.filter(customer__marketing_state=Customer.MarketingState.SUBSCRIBED)
-        return bool(
-            fenced.update(
-                smtp_started_at=timezone.now(), to_email=customer.email, subject=rendered.subject[:998]
-            )
-        )
-
     data = dict(message.data)
     extra: dict[str, Any] = {}
     if discount is not None:
         data["discount_code"] = discount.code
         if isinstance(getattr(discount, "pk", None), int):
             extra["discount_code_id"] = discount.pk
-    try:
-        courier.send(email, commit_point=commit_point)
-    except delivery.ClaimLost:
+    return _Prepared(message, email, rendered.subject, locale, discount, data, extra, extra_reason, now)
+
+
+def _commit_points(prepared: list[_Prepared], indexes: list[int], token: str) -> set[int]:
+    """The point of no return of several messages in ONE synchronous commit: recorded only for the rows
+    still ours and, for marketing, whose customer still accepts marketing (an unsubscribe that raced
+    this send wins: checked in the same UPDATE, not from the rows loaded earlier). Returns the indexes
+    recorded. The UPDATE stamps a fresh time that the SELECT in the same transaction finds again."""
+    if not indexes:
+        return set()
+    by_pk = {prepared[i].message.pk: i for i in indexes}
+    stamp = timezone.now()
+    consent = Q(is_marketing=False) | Q(customer__marketing_state=Customer.MarketingState.SUBSCRIBED)
+    fenced = Message.objects.filter(
+        consent,
+        pk__in=list(by_pk),
+        status=Message.Status.SENDING,
+        claimed_by=token,
+        smtp_started_at__isnull=True,
+    )
+    fields: dict[str, Any] = {"smtp_started_at": stamp}
+    if len(by_pk) == 1:
+        p = prepared[indexes[0]]
+        fields.update(to_email=p.message.customer.email, subject=p.subject[:998])
+    else:
+        fields.update(
+            to_email=Case(
+                *(When(pk=prepared[i].message.pk, then=Value(prepared[i].message.customer.email))
+                  for i in indexes),
+                default=F("to_email"),
+                output_field=Message._meta.get_field("to_email"),
+            ),
+            subject=Case(
+                *(When(pk=prepared[i].message.pk, then=Value(prepared[i].subject[:998])) for i in indexes),
+                default=F("subject"),
+                output_field=Message._meta.get_field("subject"),
+            ),
+        )  # fmt: skip
+    with transaction.atomic():
+        updated = fenced.update(**fields)
+        if not updated:
+            return set()
+        if updated == len(by_pk):
+            return set(by_pk.values())
+        recorded = Message.objects.filter(
+            pk__in=list(by_pk), claimed_by=token, smtp_started_at=stamp
+        ).values_list("pk", flat=True)
+        return {by_pk[pk] for pk in recorded}
+
+
+def _message_outcome(prepared: _Prepared, claim_token: str, result: Exception | None) -> str:
+    """Record what the mail server's answer (`result`: None = accepted) means for the message."""
+    message, now = prepared.message, prepared.now
+    if isinstance(result, delivery.ClaimLost):
         if _fenced(message, claim_token).exists():  # still ours: consent was withdrawn meanwhile
             _finish(
                 message,
@@ -896,71 +988,123 @@ def message_send(
             )
             return Message.Status.CANCELLED
         return "skipped"
-    except delivery.DeliveryNotStarted as exc:
+    if isinstance(result, delivery.DeliveryNotStarted):
         if message.attempts < MAX_ATTEMPTS:
             _postpone(
                 message, claim_token, now + dt.timedelta(minutes=2**message.attempts),
-                f"Mail server unavailable, will retry: {exc}",
+                f"Mail server unavailable, will retry: {result}",
             )  # fmt: skip
             return Message.Status.SCHEDULED
-        _finish(message, claim_token, Message.Status.FAILED, f"Mail server unavailable: {exc}")
+        _finish(message, claim_token, Message.Status.FAILED, f"Mail server unavailable: {result}")
         return Message.Status.FAILED
-    except delivery.DeliveryRefused as exc:
-        if not exc.permanent and message.attempts < MAX_ATTEMPTS:
+    if isinstance(result, delivery.DeliveryRefused):
+        if not result.permanent and message.attempts < MAX_ATTEMPTS:
             _postpone(
                 message, claim_token, now + dt.timedelta(minutes=2**message.attempts),
-                f"Mail server refused temporarily, will retry: {exc}",
+                f"Mail server refused temporarily, will retry: {result}",
                 smtp_started_at=None,
             )  # fmt: skip
             return Message.Status.SCHEDULED
-        _finish(message, claim_token, Message.Status.FAILED, f"The mail server refused the email: {exc}")
+        _finish(message, claim_token, Message.Status.FAILED, f"The mail server refused the email: {result}")
         return Message.Status.FAILED
-    except delivery.DeliveryUnknown as exc:
+    if isinstance(result, delivery.DeliveryUnknown):
         _finish(
             message, claim_token, Message.Status.FAILED,
-            f"Delivery unknown: the connection broke after the email was handed over ({exc}). Not resent.",
-            keep_cap=True, data=data, **extra,
+            f"Delivery unknown: the connection broke after the email was handed over ({result}). Not resent.",
+            keep_cap=True, data=prepared.data, **prepared.extra,
         )  # fmt: skip
         return Message.Status.FAILED
+    if result is not None:
+        raise result
 
     _finish(
         message,
         claim_token,
         Message.Status.SENT,
-        extra_reason,
+        prepared.extra_reason,
         sent_at=timezone.now(),
-        locale=locale,
+        locale=prepared.locale,
         message_id=_message_id(message),
-        data=data,
+        data=prepared.data,
         keep_cap=True,
-        **extra,
+        **prepared.extra,
     )
-    if discount is not None and message.order is not None and rule.key == Rule.Key.ORDER_CONFIRMATION:
+    return Message.Status.SENT
+
+
+def _after_sent(prepared: _Prepared) -> None:
+    """Outside any transaction (a platform call): the order confirmation's code as an order metafield."""
+    message, discount = prepared.message, prepared.discount
+    if discount is not None and message.order is not None and message.rule.key == Rule.Key.ORDER_CONFIRMATION:
         try:
             integrations.discount_code_write_order_metafield(order=message.order, discount_code=discount)
         except Exception:  # the storefront metafield is a convenience; the email already went out
             logger.exception("writing the discount metafield of order %s failed", message.order_id)
-    return Message.Status.SENT
 
 
 def messages_send_batch(*, message_ids: list[int], claim_token: str) -> dict[str, int]:
-    """Send a batch of claimed messages over one connection. Each message is independent."""
+    """Send a batch of claimed messages. Each message is independent: its checks, its commit point, its
+    outcome. For speed, the messages ready to go are handed to the mail server in groups of
+    AUTOMATIONS_SMTP_CONNECTIONS (one connection each): one synchronous commit records the points of no
+    return of a whole group, and the group's outcomes are written in one (asynchronous) commit."""
     counts: dict[str, int] = {}
+
+    def count(status: str) -> None:
+        counts[status] = counts.get(status, 0) + 1
+
     courier = delivery.Courier()
-    # Per batch: the claimed rows loaded in one query (every write stays fenced by the token), shop limits.
+    # Per batch: the claimed rows loaded in one query (every write stays fenced by the token), shop limits,
+    # templates.
     cache: dict = {("message", m.pk): m for m in _claimed(claim_token).filter(pk__in=message_ids)}
+    group: list[_Prepared] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        try:
+            results = courier.send_group(
+                [p.email for p in group],
+                commit_points=lambda indexes: _commit_points(group, indexes, claim_token),
+            )
+        except Exception:
+            # Unexpected bug: leave the rows claimed; the lease recovery retries them (or marks them
+            # unknown if SMTP had started). Never crash the rest of the batch.
+            logger.exception("sending messages %s failed unexpectedly", [p.message.pk for p in group])
+            for _ in group:
+                count("error")
+            group.clear()
+            return
+        statuses: list[str] = []
+        try:
+            # One transaction (one commit, not waiting for the WAL flush) for the group's outcomes. If it
+            # fails, the rows stay claimed and the lease recovery handles them (never a duplicate).
+            with _relaxed_commit():
+                for prepared, result in zip(group, results, strict=True):
+                    statuses.append(_message_outcome(prepared, claim_token, result))
+        except Exception:
+            logger.exception("recording messages %s failed unexpectedly", [p.message.pk for p in group])
+            statuses = ["error"] * len(group)
+        for prepared, status in zip(group, statuses, strict=True):
+            count(status)
+            if status == Message.Status.SENT:
+                _after_sent(prepared)
+        group.clear()
+
     try:
         for message_id in message_ids:
             try:
-                status = message_send(
-                    message_id=message_id, claim_token=claim_token, courier=courier, cache=cache
-                )
+                prepared = _message_prepare(message_id=message_id, claim_token=claim_token, cache=cache)
             except Exception:
-                # Unexpected bug: leave the row claimed; the lease recovery retries it (or marks it
-                # unknown if SMTP had started). Never crash the rest of the batch.
                 logger.exception("sending message %s failed unexpectedly", message_id)
-                status = "error"
-            counts[status] = counts.get(status, 0) + 1
+                count("error")
+                continue
+            if isinstance(prepared, str):
+                count(prepared)
+                continue
+            group.append(prepared)
+            if len(group) >= SMTP_CONNECTIONS:
+                flush()
+        flush()
     finally:
         courier.close()
     return counts

@@ -68,16 +68,32 @@ def _with_shop_defaults(shop, context: dict[str, Any] | None) -> dict[str, Any]:
     return ctx
 
 
-def message_render(*, shop, rule_key: str, locale: str | None, context: dict[str, Any]) -> RenderedEmail:
+def message_render(
+    *,
+    shop,
+    rule_key: str,
+    locale: str | None,
+    context: dict[str, Any],
+    template_cache: dict | None = None,
+) -> RenderedEmail:
     """Render the email of `rule_key` for one customer.
 
     `locale` is the customer's locale as known (any form: "th-TH", "zh_Hant" …, or empty); the message is
     written in it when supported, else in the shop's primary locale, else English. The merchant's template
     for (shop, rule_key, that language) is used if written, else the default. shop_name, shop_owner_name
     and shop_url are filled from the shop when the context lacks them.
+
+    `template_cache`: a dict kept by the caller for a batch of sends; the template of each (shop, rule,
+    language) is then read from the database once per batch instead of once per message.
     """
     lang = locale_resolve(customer_locale=locale, shop=shop)
-    source = message_template_get(shop=shop, rule_key=rule_key, locale=lang)
+    key = (getattr(shop, "pk", None), rule_key, lang)
+    if template_cache is not None and key in template_cache:
+        source = template_cache[key]
+    else:
+        source = message_template_get(shop=shop, rule_key=rule_key, locale=lang)
+        if template_cache is not None:
+            template_cache[key] = source
     if source is None:
         raise LookupError(f"no template for rule {rule_key!r}")
     return email_render(

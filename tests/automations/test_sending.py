@@ -280,3 +280,42 @@ def test_a_send_that_keeps_dying_is_given_up(shop, rules):
     msg = Message.objects.get()
     assert msg.status == "failed" and msg.attempts == services.MAX_ATTEMPTS
     assert msg.reason.startswith("Gave up after 5 interrupted send attempts")
+
+
+def test_grouped_smtp_send_one_commit_point_per_group(shop, rules, smtp_server, monkeypatch):
+    """Over SMTP the batch goes out in groups (one connection per message, one commit for the group's
+    points of no return): every row records its own recipient and subject, the sink gets each message
+    once, and an unsubscribe racing one message of a group cancels that one only."""
+    only(rules, "thank_you")
+    monkeypatch.setattr(services, "SMTP_CONNECTIONS", 4)
+    orders = [OrderFactory(shop=shop, placed_at=minutes_ago(31)) for _ in range(6)]
+    for order in orders:
+        fire_order(order)
+    racing = orders[2].customer
+    Customer.objects.filter(pk=racing.pk).update(first_name="Racer")
+    racing.refresh_from_db()
+    real_render = integrations.render
+
+    def render_then_unsubscribe(**kwargs):
+        rendered = real_render(**kwargs)
+        if kwargs["context"]["customer_first_name"] == racing.first_name:
+            Customer.objects.filter(pk=racing.pk).update(marketing_state="UNSUBSCRIBED")
+        return rendered
+
+    monkeypatch.setattr(integrations, "render", render_then_unsubscribe)
+    ids = services.messages_claim_due(limit=10, token="T")
+    assert len(ids) == 6
+    assert services.messages_send_batch(message_ids=ids, claim_token="T") == {"sent": 5, "cancelled": 1}
+    for order in orders:
+        msg = Message.objects.get(order=order)
+        received = smtp_server.to(order.customer.email)
+        if order.customer == racing:
+            assert msg.status == "cancelled" and msg.smtp_started_at is None and received == []
+            continue
+        assert msg.status == "sent" and msg.smtp_started_at is not None
+        assert msg.to_email == order.customer.email
+        assert len(received) == 1 and received[0]["Message-ID"] == msg.message_id
+        assert msg.subject and received[0]["Subject"] == msg.subject
+    # A second run of the same task (broker redelivery) sends nothing.
+    assert services.messages_send_batch(message_ids=ids, claim_token="T") == {"skipped": 6}
+    assert len(smtp_server.messages) == 5
