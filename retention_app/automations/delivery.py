@@ -17,9 +17,11 @@ right before `send_messages()`, and an exception from the backend is treated as 
 
 from __future__ import annotations
 
+import os
 import smtplib
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
@@ -45,6 +47,31 @@ class DeliveryNotStarted(Exception):
     """A failure before the commit point (connection, MAIL/RCPT): nothing was accepted; retry later."""
 
 
+_SHARED: dict[str, Courier] = {}
+
+
+def courier_shared() -> Courier:
+    """The process's courier, kept between send tasks so SMTP connections are reused across batches
+    (a worker process runs one task at a time). Rebuilt when the email settings change or after a fork;
+    other backends get a fresh courier each time."""
+    key = (
+        os.getpid(),
+        settings.EMAIL_BACKEND,
+        getattr(settings, "EMAIL_HOST", None),
+        getattr(settings, "EMAIL_PORT", None),
+    )
+    courier = _SHARED.get("courier")
+    if courier is not None and courier.key == key:
+        return courier
+    if courier is not None and courier.key[0] == key[0]:
+        courier.close()
+    courier = Courier()
+    courier.key = key
+    if courier.stepwise:
+        _SHARED["courier"] = courier
+    return courier
+
+
 class Courier:
     """Open connection(s) to the email backend, reused for a batch of messages."""
 
@@ -53,6 +80,7 @@ class Courier:
         self.stepwise = type(self.backend) is SMTPBackend
         # SMTP: one connection per message of a group (`send_group`), opened on first use, kept open.
         self.slots: list[SMTPBackend] = []
+        self.key: tuple = ()
 
     def close(self) -> None:
         if not self.stepwise:
@@ -171,7 +199,18 @@ class Courier:
         return results
 
     def _start(self, backend: SMTPBackend, message: EmailMessage) -> bytes:
-        """MAIL FROM, RCPT TO, DATA -> 354 on `backend`'s connection; returns the body to send."""
+        """MAIL FROM, RCPT TO, DATA -> 354 on `backend`'s connection; returns the body to send.
+
+        A connection kept open from an earlier batch may have been closed by the server meanwhile (idle
+        timeout): that failure, before any commit point, is retried once on a fresh connection."""
+        if backend.connection is not None:
+            try:
+                return self._start_once(backend, message)
+            except DeliveryNotStarted:
+                pass  # the connection was closed by _start_once; open a new one
+        return self._start_once(backend, message)
+
+    def _start_once(self, backend: SMTPBackend, message: EmailMessage) -> bytes:
         try:
             if backend.connection is None:
                 backend.open()

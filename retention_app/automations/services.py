@@ -1052,7 +1052,7 @@ def messages_send_batch(*, message_ids: list[int], claim_token: str) -> dict[str
     def count(status: str) -> None:
         counts[status] = counts.get(status, 0) + 1
 
-    courier = delivery.Courier()
+    courier = delivery.courier_shared()  # SMTP connections kept open across batches of this process
     # Per batch: the claimed rows loaded in one query (every write stays fenced by the token), shop limits,
     # templates.
     cache: dict = {("message", m.pk): m for m in _claimed(claim_token).filter(pk__in=message_ids)}
@@ -1070,6 +1070,7 @@ def messages_send_batch(*, message_ids: list[int], claim_token: str) -> dict[str
             # Unexpected bug: leave the rows claimed; the lease recovery retries them (or marks them
             # unknown if SMTP had started). Never crash the rest of the batch.
             logger.exception("sending messages %s failed unexpectedly", [p.message.pk for p in group])
+            courier.close()  # connections in an unknown state: start afresh
             for _ in group:
                 count("error")
             group.clear()
@@ -1105,8 +1106,12 @@ def messages_send_batch(*, message_ids: list[int], claim_token: str) -> dict[str
             if len(group) >= SMTP_CONNECTIONS:
                 flush()
         flush()
-    finally:
+    except BaseException:
         courier.close()
+        raise
+    finally:
+        if not courier.stepwise:
+            courier.close()
     return counts
 
 
