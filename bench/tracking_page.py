@@ -22,8 +22,6 @@ rows are deleted at the end.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +32,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from bench.support import ensure_postgres_database, manage, production_like_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SHOP = "bench-tracking.myshopify.com"
@@ -148,46 +148,7 @@ def _free_port() -> int:
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="retention_app.settings",
-        DEBUG="0",
-        SECRET_KEY="bench-" + "t" * 50,  # the seeding shell and gunicorn must sign tokens alike
-        SHOPIFY_API_KEY="bench-key",
-        SHOPIFY_API_SECRET="bench-secret",  # noqa: S106 (throwaway benchmark value)
-        FIELD_ENCRYPTION_KEYS=base64.urlsafe_b64encode(hashlib.sha256(b"bench").digest()).decode(),
-        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
-        APP_URL="https://boomerang.example",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    env.setdefault("BOOMERANG_VAR_DIR", str(tmp / "var"))
-    if not env.get("DATABASE_URL"):
-        env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    return env
-
-
-def _ensure_postgres_database(url: str) -> None:
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+    return production_like_env(tmp)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> bytes:
@@ -233,9 +194,9 @@ def main() -> None:
         db = "PostgreSQL" if env["DATABASE_URL"].startswith("postgres") else "SQLite"
         cache = "Redis" if env.get("REDIS_URL") else "file"
         if db == "PostgreSQL":
-            _ensure_postgres_database(env["DATABASE_URL"])
-        _manage(env, "migrate", "--noinput")
-        seed_out = _manage(env, "shell", "--no-imports", "-c", SEED.replace("{domain}", BENCH_SHOP))
+            ensure_postgres_database(env["DATABASE_URL"])
+        manage(env, "migrate", "--noinput")
+        seed_out = manage(env, "shell", "--no-imports", "-c", SEED.replace("{domain}", BENCH_SHOP))
         seed_line = next(ln for ln in seed_out.splitlines() if ln.startswith("BENCHSEED "))
         _, page_path, queries = seed_line.split()
         lua = tmp / "report.lua"
@@ -265,7 +226,7 @@ def main() -> None:
         finally:
             gunicorn.terminate()
             gunicorn.wait(timeout=30)
-            _manage(env, "shell", "--no-imports", "-c", CLEANUP.replace("{domain}", BENCH_SHOP))
+            manage(env, "shell", "--no-imports", "-c", CLEANUP.replace("{domain}", BENCH_SHOP))
 
     static_rps, page_rps = _median(static_runs, "rps"), _median(page_runs, "rps")
     page_p99 = _median(page_runs, "p99_ms")

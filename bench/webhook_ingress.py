@@ -34,6 +34,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from bench.support import ensure_postgres_database, manage, production_like_env
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SHOP = "bench-ingress.myshopify.com"
 SECRET = "bench-webhook-secret"  # noqa: S105 (a throwaway app secret for the benchmark server)
@@ -92,56 +94,12 @@ def _free_port() -> int:
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    import base64
-    import hashlib
-
-    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="retention_app.settings",
-        DEBUG="0",
-        BENCH="1",
-        SECRET_KEY="bench-" + "x" * 50,
-        SHOPIFY_API_KEY="bench-key",
-        SHOPIFY_API_SECRET=SECRET,
-        SHOPIFY_API_SECRET_PREVIOUS="",
-        FIELD_ENCRYPTION_KEYS=base64.urlsafe_b64encode(hashlib.sha256(b"bench").digest()).decode(),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        APP_URL="https://boomerang.example",  # production-like settings pass the system checks
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    env.setdefault("BOOMERANG_VAR_DIR", str(tmp / "var"))
+    env = production_like_env(tmp, BENCH="1", SHOPIFY_API_SECRET=SECRET, SHOPIFY_API_SECRET_PREVIOUS="")
     if not env.get("REDIS_URL"):
         broker = tmp / "broker"
         (broker / "processed").mkdir(parents=True, exist_ok=True)
         env["BOOMERANG_BROKER_DIR"] = str(broker)
-    if not env.get("DATABASE_URL"):
-        env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
     return env
-
-
-def _ensure_postgres_database(url: str) -> None:
-    """Create the benchmark database named in DATABASE_URL when it does not exist yet."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 SHOP_SCRIPT = """
@@ -166,7 +124,7 @@ else:
 
 def _shop(env: dict[str, str], action: str) -> str:
     code = SHOP_SCRIPT.replace("{domain}", BENCH_SHOP).replace("sys.argv[-1]", repr(action))
-    return _manage(env, "shell", "--no-imports", "-c", code).strip().splitlines()[-1]
+    return manage(env, "shell", "--no-imports", "-c", code).strip().splitlines()[-1]
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -222,8 +180,8 @@ def main() -> None:
         db = "PostgreSQL" if env["DATABASE_URL"].startswith("postgres") else "SQLite"
         broker = "Redis" if env.get("REDIS_URL") else "filesystem"
         if db == "PostgreSQL":
-            _ensure_postgres_database(env["DATABASE_URL"])
-        _manage(env, "migrate", "--noinput")
+            ensure_postgres_database(env["DATABASE_URL"])
+        manage(env, "migrate", "--noinput")
         _shop(env, "create")
 
         body_path = tmp / "body.json"
