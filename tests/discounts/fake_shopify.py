@@ -8,10 +8,12 @@ import json
 import threading
 from collections.abc import Callable
 
+import pytest
 import responses
 from django.utils import timezone
 
 from retention_app.shops.services import AccessGrant, shop_credential_store
+from shop_integrations.shopify import client as client_module
 
 COST = {
     "requestedQueryCost": 10,
@@ -111,3 +113,21 @@ class FakeShopify:
 
     def variables(self, operation: str) -> list[dict]:
         return [v for op, v in self.calls if op == operation]
+
+
+@pytest.fixture
+def _shopify_at_https(settings, monkeypatch):
+    """Unit tests talk to a fake https Shopify whose retries need no real wait."""
+    monkeypatch.setattr(client_module, "BACKOFF_BASE", 0.001)
+    settings.SHOPIFY_STORE_URL_TEMPLATE = "https://{shop}"
+    settings.SHOPIFY_CLIENT_MAX_ATTEMPTS = 2
+    client_module.LocalBudget._buckets.clear()
+    client_module._known_costs.clear()
+
+
+@pytest.fixture
+def fake_shopify(shop):
+    """The shop is connected (a stored token) and its Admin API answers from FakeShopify."""
+    connect(shop)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeShopify(mock, shop.domain)
