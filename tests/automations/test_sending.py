@@ -1,6 +1,7 @@
 """The dispatcher and the sender, in process (locmem email backend, tasks run eagerly on commit)."""
 
 import datetime as dt
+import socket
 
 import pytest
 import time_machine
@@ -319,3 +320,23 @@ def test_grouped_smtp_send_one_commit_point_per_group(shop, rules, smtp_server, 
     # A second run of the same task (broker redelivery) sends nothing.
     assert services.messages_send_batch(message_ids=ids, claim_token="T") == {"skipped": 6}
     assert len(smtp_server.messages) == 5
+
+
+def test_smtp_connection_kept_between_batches_and_reopened_when_dead(shop, rules, smtp_server):
+    """A worker keeps its SMTP connections between batches; one the server dropped meanwhile fails before
+    any commit point and is replaced at once (the message is sent, not postponed)."""
+    only(rules, "thank_you")
+    first, second = (OrderFactory(shop=shop, placed_at=minutes_ago(31)) for _ in range(2))
+    fire_order(first)
+    ids = services.messages_claim_due(limit=10, token="A")
+    assert services.messages_send_batch(message_ids=ids, claim_token="A") == {"sent": 1}
+    courier = delivery.courier_shared()
+    kept = courier.slots[0].connection
+    assert kept is not None  # still open after the batch
+    kept.sock.shutdown(socket.SHUT_RDWR)  # the server (or the network) dropped it while idle
+    fire_order(second)
+    ids = services.messages_claim_due(limit=10, token="B")
+    assert services.messages_send_batch(message_ids=ids, claim_token="B") == {"sent": 1}
+    assert courier.slots[0].connection is not kept
+    assert len(smtp_server.to(first.customer.email)) == 1 and len(smtp_server.to(second.customer.email)) == 1
+    courier.close()
