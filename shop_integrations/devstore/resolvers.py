@@ -850,60 +850,36 @@ def install(schema, ds) -> None:
             for i, code in enumerate(codes)
         ]
 
-    def resolve_customers(_root, info, **a):
-        require_scope(info, "read_customers")
-        return connection(
-            info,
-            table="customers",
-            where="shop=?",
-            params=[info.context["shop"]],
-            build=customer_object,
-            first=a.get("first"),
-            last=a.get("last"),
-            after=a.get("after"),
-            before=a.get("before"),
-            reverse=a.get("reverse"),
-            sort_key=a.get("sortKey"),
-            query=a.get("query"),
-            bulk_root=True,
-        )
+    def root_connection(table, scope, build):
+        """A top-level connection (customers, orders, products) over this shop's rows; `build(row, info)`."""
 
-    def resolve_orders(_root, info, **a):
-        require_scope(info, "read_orders")
-        return connection(
-            info,
-            table="orders",
-            where="shop=?",
-            params=[info.context["shop"]],
-            build=order_object,
-            first=a.get("first"),
-            last=a.get("last"),
-            after=a.get("after"),
-            before=a.get("before"),
-            reverse=a.get("reverse"),
-            sort_key=a.get("sortKey"),
-            query=a.get("query"),
-            bulk_root=True,
-        )
+        def resolve(_root, info, **a):
+            require_scope(info, scope)
+            return connection(
+                info,
+                table=table,
+                where="shop=?",
+                params=[info.context["shop"]],
+                build=lambda row: build(row, info),
+                first=a.get("first"),
+                last=a.get("last"),
+                after=a.get("after"),
+                before=a.get("before"),
+                reverse=a.get("reverse"),
+                sort_key=a.get("sortKey"),
+                query=a.get("query"),
+                bulk_root=True,
+            )
 
-    def resolve_products(_root, info, **a):
-        require_scope(info, "read_products")
-        currency = info.context["shop_row"]["currency"]
-        return connection(
-            info,
-            table="products",
-            where="shop=?",
-            params=[info.context["shop"]],
-            build=lambda r: product_object(r, currency),
-            first=a.get("first"),
-            last=a.get("last"),
-            after=a.get("after"),
-            before=a.get("before"),
-            reverse=a.get("reverse"),
-            sort_key=a.get("sortKey"),
-            query=a.get("query"),
-            bulk_root=True,
-        )
+        return resolve
+
+    resolve_customers = root_connection("customers", "read_customers", lambda r, _info: customer_object(r))
+    resolve_orders = root_connection("orders", "read_orders", lambda r, _info: order_object(r))
+    resolve_products = root_connection(
+        "products",
+        "read_products",
+        lambda r, info: product_object(r, info.context["shop_row"]["currency"]),
+    )
 
     def by_id(kind, table, build, scope):
         def resolve(_root, info, id):  # noqa: A002 (GraphQL argument name)
