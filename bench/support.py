@@ -63,3 +63,29 @@ def manage(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     if result.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def wrk(url: str, lua: Path, seconds: int, connections: int, args: list[str] | None = None) -> dict:
+    """Run wrk with a Lua script that prints one `BENCHJSON {...}` summary line; return that summary."""
+    import json
+
+    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(lua), url]
+    if args:
+        cmd += ["--", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCHJSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk gave no summary:\n{out}")
+    return json.loads(line.removeprefix("BENCHJSON "))

@@ -22,10 +22,8 @@ rows are deleted at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.support import ensure_postgres_database, manage, production_like_env
+from bench.support import (
+    ensure_postgres_database,
+    free_port,
+    load_average,
+    manage,
+    production_like_env,
+    wrk,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SHOP = "bench-tracking.myshopify.com"
@@ -141,12 +146,6 @@ print(Shop.objects.filter(domain="{domain}").delete()[0])
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _env(tmp: Path) -> dict[str, str]:
     return production_like_env(tmp)
 
@@ -164,15 +163,6 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> byte
     raise SystemExit("gunicorn did not answer in time")
 
 
-def _wrk(url: str, lua: Path, seconds: int, connections: int) -> dict:
-    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(lua), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
-    line = next((ln for ln in out.splitlines() if ln.startswith("BENCHJSON ")), None)
-    if line is None:
-        raise SystemExit(f"wrk gave no summary:\n{out}")
-    return json.loads(line.removeprefix("BENCHJSON "))
-
-
 def _median(runs: list[dict], key: str) -> float:
     values = sorted(r[key] for r in runs)
     mid = len(values) // 2
@@ -187,7 +177,7 @@ def main() -> None:
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
     threads = int(os.environ.get("BENCH_THREADS", "1"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
-    load_before = _load()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp_name:
         tmp = Path(tmp_name)
         env = _env(tmp)
@@ -204,7 +194,7 @@ def main() -> None:
         static_file = tmp / "page.html"
         env["BENCH_STATIC_FILE"] = str(static_file)
 
-        port = _free_port()
+        port = free_port()
         worker_args = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []
         gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "bench.tracking_page:application",
@@ -217,12 +207,12 @@ def main() -> None:
         try:
             body = _wait_ready(page_url, gunicorn)
             static_file.write_bytes(body)  # the same bytes, so the same size
-            _wrk(static_url, lua, 1, connections)  # warm-up: imports, DB and cache connections
-            _wrk(page_url, lua, 2, connections)
+            wrk(static_url, lua, 1, connections)  # warm-up: imports, DB and cache connections
+            wrk(page_url, lua, 2, connections)
             static_runs, page_runs = [], []
             for _ in range(rounds):  # alternate, so drifting load from other work hits both alike
-                static_runs.append(_wrk(static_url, lua, seconds, connections))
-                page_runs.append(_wrk(page_url, lua, seconds, connections))
+                static_runs.append(wrk(static_url, lua, seconds, connections))
+                page_runs.append(wrk(page_url, lua, seconds, connections))
         finally:
             gunicorn.terminate()
             gunicorn.wait(timeout=30)
@@ -239,7 +229,7 @@ def main() -> None:
         f"{rounds} alternating rounds of {seconds}s per endpoint; {db}, {cache} cache; "
         f"page {len(body)} bytes, {queries} SQL queries per view (warm cache)",
         f"  machine: {os.cpu_count()} CPUs shared with other work; load average before {load_before}, "
-        f"after {_load()}",
+        f"after {load_average()}",
         *(_figures(f"static file  round {i + 1}", r) for i, r in enumerate(static_runs)),
         *(_figures(f"tracking page round {i + 1}", r) for i, r in enumerate(page_runs)),
         f"  throughput ratio page/static (medians): {page_rps:.1f}/{static_rps:.1f} = {ratio:.0%} "
@@ -254,10 +244,6 @@ def _figures(label: str, run: dict) -> str:
         f"  {label}: {run['rps']:8.1f} req/s   p50 {run['p50_ms']:6.2f} ms   p99 {run['p99_ms']:6.2f} ms   "
         f"non-2xx {run['non_2xx']}  errors {run['socket_errors']}"
     )
-
-
-def _load() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -22,10 +22,8 @@ next run).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +32,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench.support import ensure_postgres_database, manage, production_like_env
+from bench.support import (
+    ensure_postgres_database,
+    free_port,
+    load_average,
+    manage,
+    production_like_env,
+    wrk,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SHOP = "bench-ingress.myshopify.com"
@@ -87,12 +92,6 @@ end
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _env(tmp: Path) -> dict[str, str]:
     env = production_like_env(tmp, BENCH="1", SHOPIFY_API_SECRET=SECRET, SHOPIFY_API_SECRET_PREVIOUS="")
     if not env.get("REDIS_URL"):
@@ -142,17 +141,6 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None
     raise SystemExit("gunicorn did not answer in time")
 
 
-def _wrk(url: str, lua: Path, seconds: int, connections: int, args: list[str]) -> dict:
-    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(lua), url]
-    if args:
-        cmd += ["--", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
-    line = next((ln for ln in out.splitlines() if ln.startswith("BENCHJSON ")), None)
-    if line is None:
-        raise SystemExit(f"wrk gave no summary:\n{out}")
-    return json.loads(line.removeprefix("BENCHJSON "))
-
-
 def _purge_queue(env: dict[str, str]) -> None:
     if env.get("REDIS_URL"):
         import redis
@@ -173,7 +161,7 @@ def main() -> None:
     from shop_integrations.shopify.webhooks import sign_webhook_body
     from tests.fixtures.shopify_payloads import payload_path
 
-    load_before = _load()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-ingress-") as tmp_name:
         tmp = Path(tmp_name)
         env = _env(tmp)
@@ -190,7 +178,7 @@ def main() -> None:
         lua = tmp / "ingress.lua"
         lua.write_text(LUA)
 
-        port = _free_port()
+        port = free_port()
         gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "retention_app.wsgi:application",
              "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
@@ -203,8 +191,8 @@ def main() -> None:
             noop_url, ingress_url = f"{base}/webhooks/_bench/noop", f"{base}/webhooks/shopify"
             ingress_args = [str(body_path), signature, TOPIC, BENCH_SHOP]
             # Warm up both (imports, DB connections, broker connections) before measuring.
-            _wrk(noop_url, lua, 2, connections, [str(body_path)])
-            _wrk(ingress_url, lua, 2, connections, [*ingress_args, "warmup"])
+            wrk(noop_url, lua, 2, connections, [str(body_path)])
+            wrk(ingress_url, lua, 2, connections, [*ingress_args, "warmup"])
             # Alternate short slices of both endpoints, so load from other work on this shared machine
             # weighs on both alike, then add the slices up.
             before = int(_shop(env, "count"))
@@ -212,10 +200,10 @@ def main() -> None:
             for n in range(rounds):
                 loads.append(os.getloadavg()[0])
                 slice_seconds = max(1, seconds // rounds)
-                baseline_runs.append(_wrk(noop_url, lua, slice_seconds, connections, [str(body_path)]))
+                baseline_runs.append(wrk(noop_url, lua, slice_seconds, connections, [str(body_path)]))
                 run_id = f"run{int(time.time())}-{n}"
                 ingress_runs.append(
-                    _wrk(ingress_url, lua, slice_seconds, connections, [*ingress_args, run_id])
+                    wrk(ingress_url, lua, slice_seconds, connections, [*ingress_args, run_id])
                 )
             stored = int(_shop(env, "count")) - before
             baseline, ingress = _combine(baseline_runs), _combine(ingress_runs)
@@ -239,7 +227,7 @@ def main() -> None:
         f"{connections} connections, {seconds}s per endpoint in {rounds} alternating slices; {db}, "
         f"{broker} broker",
         f"  machine: {os.cpu_count()} CPUs shared with other work; load average before {load_before}, "
-        f"after {_load()}; 1-min load at each round {[round(x, 1) for x in loads]}",
+        f"after {load_average()}; 1-min load at each round {[round(x, 1) for x in loads]}",
         _figures("bare Django view       ", baseline),
         _figures("POST /webhooks/shopify ", ingress) + f"   rows stored {stored}/{ingress['requests']}",
         f"  throughput ratio ingress/bare: {ratio:.0%} (target >= {RATIO_TARGET:.0%}); ingress p99 "
@@ -272,10 +260,6 @@ def _figures(label: str, run: dict) -> str:
         f"  {label}: {run['rps']:8.1f} req/s   p50 {run['p50_ms']:6.2f} ms   p99 {run['p99_ms']:6.2f} ms   "
         f"non-2xx {run['non_2xx']}   (p99 per slice {run['p99_each']})"
     )
-
-
-def _load() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
