@@ -23,10 +23,15 @@ class WebhookDelivery(models.Model):
         IGNORED = "ignored", "Ignored"  # nothing to do (e.g. shop no longer installed)
         FAILED = "failed", "Failed"  # a handler raised; `last_error` says why; retried or retriable
 
-    shop = models.ForeignKey("shops.Shop", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    # No index of its own: the (shop, received_at) index below serves every query by shop (and the cascade).
+    shop = models.ForeignKey(
+        "shops.Shop", on_delete=models.CASCADE, related_name="webhook_deliveries", db_index=False
+    )
     platform = models.CharField(max_length=20, default="shopify")
-    # The platform's delivery id (X-Shopify-Webhook-Id): the same for every redelivery of one event.
-    webhook_id = models.CharField(max_length=255, unique=True)
+    # The platform's delivery id (X-Shopify-Webhook-Id): the same for every redelivery of one event. Unique
+    # through a UniqueConstraint (Meta), not `unique=True`, which on PostgreSQL also builds a second,
+    # varchar_pattern_ops index for LIKE queries that nothing here runs (one more index per INSERT).
+    webhook_id = models.CharField(max_length=255)
     event_id = models.CharField(max_length=255, blank=True, default="")
     topic = models.CharField(max_length=100)
     # The shop domain as the platform sent it (kept although the shop is linked, for audits and logs).
@@ -47,6 +52,9 @@ class WebhookDelivery(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"]),
             models.Index(fields=["shop", "received_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["webhook_id"], name="ingress_delivery_webhook_id_uniq")
         ]
         verbose_name_plural = "webhook deliveries"
 
