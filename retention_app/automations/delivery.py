@@ -17,14 +17,64 @@ right before `send_messages()`, and an exception from the backend is treated as 
 
 from __future__ import annotations
 
+import functools
+import io
 import os
+import secrets
 import smtplib
 from collections.abc import Callable
+from email.generator import BytesGenerator
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
+
+
+class _Generator(BytesGenerator):
+    """The standard generator with two shortcuts that keep its output (RFC 5322/2046) and cost a third
+    of the time for a typical email:
+
+    - a header whose value is short, single-line ASCII (Django has already encoded non-ASCII values as
+      RFC 2047 words) is written as it is; the compat32 policy would build an `email.header.Header` to
+      find that out. Anything else goes through the policy's folding as before;
+    - MIME boundaries are 128 random bits. The stdlib draws a shorter random number and then compiles a
+      regular expression per message to check that no body line equals it; a 128-bit secret cannot be
+      guessed by template content, so the check is not needed."""
+
+    def _write_headers(self, msg) -> None:
+        for name, value in msg.raw_items():
+            if (
+                isinstance(value, str)
+                and value.isascii()
+                and len(name) + len(value) + 2 <= 78
+                and "\n" not in value
+                and "\r" not in value
+                and value == value.strip()
+            ):
+                self._fp.write(f"{name}: {value}\r\n".encode("ascii"))
+            else:
+                self._fp.write(self.policy.fold_binary(name, value))
+        self.write(self._NL)
+
+    @classmethod
+    def _make_boundary(cls, text=None) -> str:
+        return f"==============={secrets.token_hex(16)}=="
+
+
+def message_bytes(message: EmailMessage) -> bytes:
+    """`message` as the bytes sent to the mail server (CRLF line ends), like
+    `message.message().as_bytes(linesep="\r\n")` but faster (see `_Generator`)."""
+    msg = message.message()
+    fp = io.BytesIO()
+    _Generator(fp, mangle_from_=False, policy=msg.policy.clone(linesep="\r\n")).flatten(msg)
+    return fp.getvalue()
+
+
+@functools.lru_cache(maxsize=256)
+def _envelope_address(address: str, encoding: str) -> str:
+    """The envelope form of an address (the sender is the same for a whole batch: parsed once)."""
+    return sanitize_address(address, encoding)
 
 
 class ClaimLost(Exception):
@@ -216,9 +266,9 @@ class Courier:
                 backend.open()
             conn: smtplib.SMTP = backend.connection
             encoding = message.encoding or "utf-8"
-            from_addr = sanitize_address(message.from_email, encoding)
+            from_addr = _envelope_address(message.from_email, encoding)
             recipients = [sanitize_address(a, encoding) for a in message.recipients()]
-            body = message.message().as_bytes(linesep="\r\n")
+            body = message_bytes(message)
             conn.ehlo_or_helo_if_needed()
             options = []
             if conn.does_esmtp and conn.has_extn("size"):

@@ -93,13 +93,13 @@ def unsubscribe_url(customer) -> str:
     return f"{settings.APP_URL}/m/unsubscribe/{token}/"
 
 
-def unsubscribe_headers(customer) -> dict[str, str]:
-    """RFC 8058 one-click unsubscribe headers for a marketing email."""
+def unsubscribe_headers(customer, url: str | None = None) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe headers for a marketing email (`url`: the link, when already signed)."""
     fn = _optional("retention_app.messaging.unsubscribe", "unsubscribe_headers")
     if fn is not None:
-        return dict(fn(customer))
+        return dict(fn(customer, url))
     return {
-        "List-Unsubscribe": f"<{unsubscribe_url(customer)}>",
+        "List-Unsubscribe": f"<{url or unsubscribe_url(customer)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 

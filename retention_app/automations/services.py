@@ -917,7 +917,7 @@ def _message_prepare(*, message_id: int, claim_token: str, cache: dict) -> _Prep
     )
     email.attach_alternative(rendered.html, "text/html")
     if message.is_marketing:
-        email.extra_headers.update(integrations.unsubscribe_headers(customer))
+        email.extra_headers.update(integrations.unsubscribe_headers(customer, context.get("unsubscribe_url")))
 
     data = dict(message.data)
     extra: dict[str, Any] = {}

@@ -48,10 +48,11 @@ def unsubscribe_url(customer) -> str:
     return f"{settings.APP_URL}{path}"
 
 
-def unsubscribe_headers(customer) -> dict[str, str]:
+def unsubscribe_headers(customer, url: str | None = None) -> dict[str, str]:
     """Headers every marketing email carries (RFC 8058): List-Unsubscribe with the signed HTTPS link (and a
-    mailto: when settings.UNSUBSCRIBE_MAILTO is set) and List-Unsubscribe-Post for one-click."""
-    links = [f"<{unsubscribe_url(customer)}>"]
+    mailto: when settings.UNSUBSCRIBE_MAILTO is set) and List-Unsubscribe-Post for one-click. `url`: the
+    customer's link when the caller already signed it (the template context has it)."""
+    links = [f"<{url or unsubscribe_url(customer)}>"]
     mailto = getattr(settings, "UNSUBSCRIBE_MAILTO", "")
     if mailto:
         links.append(f"<mailto:{mailto}?subject=unsubscribe>")

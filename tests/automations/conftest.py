@@ -71,7 +71,10 @@ def fake_unsubscribe(request, monkeypatch):
     monkeypatch.setattr(
         integrations,
         "unsubscribe_headers",
-        lambda c: {"List-Unsubscribe": f"<{url(c)}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        lambda c, link=None: {
+            "List-Unsubscribe": f"<{link or url(c)}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
     )
 
 
