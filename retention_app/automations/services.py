@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import uuid
 import zoneinfo
@@ -717,9 +718,15 @@ def _shop_url(shop: Shop) -> str:
     return (shop.storefront_url or f"https://{shop.domain}").rstrip("/")
 
 
+@functools.lru_cache(maxsize=8)
+def _sender_address(default_from_email: str) -> str:
+    """The address part of DEFAULT_FROM_EMAIL (parsed once, not per email)."""
+    return parseaddr(default_from_email)[1]
+
+
 def _from_address(rule: Rule) -> str:
     shop = rule.shop
-    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    address = _sender_address(settings.DEFAULT_FROM_EMAIL)
     display = shop.name or shop.domain
     if rule.key == Rule.Key.THANK_YOU and shop.owner_name:
         display = f"{shop.owner_name} · {display}"
@@ -727,8 +734,7 @@ def _from_address(rule: Rule) -> str:
 
 
 def _message_id(message: Message) -> str:
-    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-    domain = address.rpartition("@")[2] or "boomerang.local"
+    domain = _sender_address(settings.DEFAULT_FROM_EMAIL).rpartition("@")[2] or "boomerang.local"
     return f"<boomerang.{message.shop_id}.{message.pk}@{domain}>"
 
 
