@@ -21,10 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -715,109 +717,278 @@ def _pg_bulk_write(shop_id, customers, orders, line_items, fulfillments) -> None
     with connection.cursor() as cursor:
         cursor.execute(_PG_TEMP_TABLES)
         if customers:
-            _pg_copy(
-                cursor,
-                "boomerang_tmp_customer",
-                "platform_id, email, first_name, last_name, phone, locale, tags, marketing_state,"
-                " marketing_state_updated_at, platform_created_at, platform_updated_at",
-                (
-                    (
-                        c.platform_id,
-                        c.email[:320],
-                        c.first_name[:255],
-                        c.last_name[:255],
-                        c.phone[:64],
-                        c.locale[:16],
-                        json.dumps(list(c.tags)),
-                        c.marketing_state,
-                        c.marketing_state_updated_at,
-                        c.platform_created_at,
-                        c.platform_updated_at,
-                    )
-                    for c in customers
-                ),
-            )
-            cursor.execute(_PG_UPSERT_CUSTOMERS, params)
+            _pg_upsert_customers(cursor, customers, params)
         if orders:
-            _pg_copy(
-                cursor,
-                "boomerang_tmp_order",
-                "platform_id, customer_platform_id, name, email, currency, total_price, subtotal_price,"
-                " total_discounts, financial_status, fulfillment_status, discount_codes, customer_locale,"
-                " buyer_accepts_marketing, is_test, cancelled_at, cancel_reason, placed_at,"
-                " platform_updated_at",
+            new_ids = _pg_insert_new_orders(cursor, shop_id, orders, line_items, fulfillments)
+            if new_ids:
+                orders = [o for o in orders if o.platform_id not in new_ids]
+                line_items = [(o, li) for o, li in line_items if o not in new_ids]
+                fulfillments = [f for f in fulfillments if f.order_platform_id not in new_ids]
+        _pg_upsert(cursor, orders, line_items, fulfillments, params)
+
+
+def _pg_upsert_customers(cursor, customers, params) -> None:
+    _pg_copy(
+        cursor,
+        "boomerang_tmp_customer",
+        "platform_id, email, first_name, last_name, phone, locale, tags, marketing_state,"
+        " marketing_state_updated_at, platform_created_at, platform_updated_at",
+        (
+            (
+                c.platform_id,
+                c.email[:320],
+                c.first_name[:255],
+                c.last_name[:255],
+                c.phone[:64],
+                c.locale[:16],
+                json.dumps(list(c.tags)),
+                c.marketing_state,
+                c.marketing_state_updated_at,
+                c.platform_created_at,
+                c.platform_updated_at,
+            )
+            for c in customers
+        ),
+    )
+    cursor.execute(_PG_UPSERT_CUSTOMERS, params)
+
+
+def _pg_upsert(cursor, orders, line_items, fulfillments, params) -> None:
+    """COPY into temporary tables, then INSERT … SELECT … ON CONFLICT (rows that may be stored already)."""
+    if orders:
+        _pg_copy(
+            cursor,
+            "boomerang_tmp_order",
+            "platform_id, customer_platform_id, name, email, currency, total_price, subtotal_price,"
+            " total_discounts, financial_status, fulfillment_status, discount_codes, customer_locale,"
+            " buyer_accepts_marketing, is_test, cancelled_at, cancel_reason, placed_at,"
+            " platform_updated_at",
+            (
                 (
-                    (
-                        o.platform_id,
-                        o.customer_platform_id,
-                        o.name[:64],
-                        o.email[:320],
-                        o.currency[:3],
-                        o.total_price,
-                        o.subtotal_price,
-                        o.total_discounts,
-                        o.financial_status[:32],
-                        o.fulfillment_status[:32],
-                        json.dumps(list(o.discount_codes)) if o.discount_codes else "[]",
-                        o.customer_locale[:16],
-                        o.buyer_accepts_marketing,
-                        o.is_test,
-                        o.cancelled_at,
-                        o.cancel_reason[:64],
-                        o.placed_at,
-                        o.platform_updated_at,
-                    )
-                    for o in orders
+                    o.platform_id,
+                    o.customer_platform_id,
+                    o.name[:64],
+                    o.email[:320],
+                    o.currency[:3],
+                    o.total_price,
+                    o.subtotal_price,
+                    o.total_discounts,
+                    o.financial_status[:32],
+                    o.fulfillment_status[:32],
+                    json.dumps(list(o.discount_codes)) if o.discount_codes else "[]",
+                    o.customer_locale[:16],
+                    o.buyer_accepts_marketing,
+                    o.is_test,
+                    o.cancelled_at,
+                    o.cancel_reason[:64],
+                    o.placed_at,
+                    o.platform_updated_at,
+                )
+                for o in orders
+            ),
+        )
+        cursor.execute(_PG_STUB_CUSTOMERS, params)
+        cursor.execute(_PG_UPSERT_ORDERS, params)
+    if line_items:
+        _pg_copy(
+            cursor,
+            "boomerang_tmp_lineitem",
+            "order_platform_id, platform_id, product_platform_id, variant_platform_id, title, sku,"
+            " quantity, price",
+            (
+                (
+                    order_id,
+                    li.platform_id,
+                    li.product_platform_id,
+                    li.variant_platform_id,
+                    li.title[:512],
+                    li.sku[:255],
+                    max(0, li.quantity),
+                    li.price,
+                )
+                for order_id, li in line_items
+            ),
+        )
+        cursor.execute(_PG_UPSERT_LINE_ITEMS, params)
+    if fulfillments:
+        _pg_copy(
+            cursor,
+            "boomerang_tmp_fulfillment",
+            "order_platform_id, platform_id, status, shipment_status, tracking_company, tracking_number,"
+            " tracking_url, estimated_delivery_at, delivered_at, platform_created_at,"
+            " platform_updated_at",
+            (
+                (
+                    f.order_platform_id,
+                    f.platform_id,
+                    f.status[:32],
+                    f.shipment_status or "",
+                    f.tracking_company[:255],
+                    f.tracking_number[:255],
+                    f.tracking_url[:2048],
+                    f.estimated_delivery_at,
+                    f.delivered_at,
+                    f.platform_created_at,
+                    f.platform_updated_at,
+                )
+                for f in fulfillments
+            ),
+        )
+        cursor.execute(_PG_UPSERT_FULFILLMENTS, params)
+
+
+# Orders not stored yet (in a first backfill: all of them) skip the temporary tables and ON CONFLICT: their
+# ids are taken from the table's sequence up front, so they and their line items and fulfillments go in by
+# plain COPY into the indexed tables, the way PostgreSQL's own COPY loads them. Nothing stored can be
+# overwritten (none of these rows exists), so the upsert rules hold. An order stored concurrently after the
+# check fails the COPY on the unique constraint; the savepoint then drops this attempt and the batch takes
+# the upsert path.
+_PG_STUB_CUSTOMERS_FROM_ARRAYS = """
+INSERT INTO commerce_customer (shop_id, platform_id, email, first_name, last_name, phone, locale, timezone,
+    tags, marketing_state, created_at, updated_at)
+SELECT %s, u.platform_id, u.email, '', '', '', '', '', '[]'::jsonb, 'NOT_SUBSCRIBED', now(), now()
+FROM unnest(%s::text[], %s::text[]) AS u(platform_id, email)
+ON CONFLICT (shop_id, platform_id) DO NOTHING
+"""
+_ORDER_COLUMNS = (
+    "id, shop_id, customer_id, platform_id, name, email, currency, total_price, subtotal_price,"
+    " total_discounts, financial_status, fulfillment_status, discount_codes, customer_locale,"
+    " buyer_accepts_marketing, is_test, cancelled_at, cancel_reason, placed_at, platform_updated_at,"
+    " created_at, updated_at"
+)
+_LINE_ITEM_COLUMNS = (
+    "shop_id, order_id, platform_id, product_platform_id, variant_platform_id, title, sku, quantity, price"
+)
+_FULFILLMENT_COLUMNS = (
+    "shop_id, order_id, platform_id, status, shipment_status, tracking_company, tracking_number,"
+    " tracking_url, estimated_delivery_at, delivered_at, platform_created_at, platform_updated_at,"
+    " created_at, updated_at"
+)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_needs_copy_escape = re.compile(r"[\\\t\n\r]").search
+_COPY_FLUSH_CHARS = 1 << 20
+_COPY_NULL = "\\N"
+
+
+def _ct(value: str) -> str:
+    """Text in COPY's text format (backslash, tab, newline and carriage return escaped)."""
+    return value.translate(_COPY_ESCAPES) if _needs_copy_escape(value) else value
+
+
+def _cv(value) -> str:
+    """A nullable non-text value (datetime, Decimal) in COPY's text format."""
+    if value is None:
+        return _COPY_NULL
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
+
+
+def _pg_copy_text(raw, table: str, columns: str, lines: Iterable[str]) -> None:
+    """COPY already formatted text lines, sent in ~1 MB pieces."""
+    with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        buffer: list[str] = []
+        size = 0
+        for line in lines:
+            buffer.append(line)
+            size += len(line)
+            if size >= _COPY_FLUSH_CHARS:
+                copy.write("".join(buffer))
+                buffer.clear()
+                size = 0
+        if buffer:
+            copy.write("".join(buffer))
+
+
+def _pg_customer_ids(raw, shop_id: int, orders: list[OrderData]) -> dict[str, int]:
+    """{customer platform id: id} for the orders' customers, creating stubs for the missing ones."""
+    wanted: dict[str, str] = {}
+    for o in orders:
+        if o.customer_platform_id and o.customer_platform_id not in wanted:
+            wanted[o.customer_platform_id] = o.email[:320]
+    if not wanted:
+        return {}
+    select = "SELECT platform_id, id FROM commerce_customer WHERE shop_id = %s AND platform_id = ANY(%s)"
+    raw.execute(select, [shop_id, list(wanted)])
+    ids = dict(raw.fetchall())
+    missing = [pid for pid in wanted if pid not in ids]
+    if missing:
+        raw.execute(_PG_STUB_CUSTOMERS_FROM_ARRAYS, [shop_id, missing, [wanted[pid] for pid in missing]])
+        raw.execute(select, [shop_id, missing])
+        ids.update(raw.fetchall())
+    return ids
+
+
+def _pg_stored_order_ids(raw, shop_id: int, orders: list[OrderData]) -> set[str]:
+    raw.execute(
+        "SELECT platform_id FROM commerce_order WHERE shop_id = %s AND platform_id = ANY(%s)",
+        [shop_id, [o.platform_id for o in orders]],
+    )
+    return {row[0] for row in raw.fetchall()}
+
+
+def _pg_insert_new_orders(cursor, shop_id, orders, line_items, fulfillments) -> dict[str, int]:
+    """COPY the batch's orders that are not stored yet, with their line items and fulfillments, straight into
+    the tables; returns {order platform id: id} of the orders written ({} when none was)."""
+    raw = cursor.cursor
+    stored = _pg_stored_order_ids(raw, shop_id, orders)
+    new = [o for o in orders if o.platform_id not in stored] if stored else orders
+    if not new:
+        return {}
+    try:
+        with transaction.atomic():
+            customer_ids = _pg_customer_ids(raw, shop_id, new)
+            raw.execute(
+                "SELECT nextval(pg_get_serial_sequence('commerce_order', 'id')) FROM generate_series(1, %s)",
+                [len(new)],
+            )
+            order_ids = {o.platform_id: row[0] for o, row in zip(new, raw.fetchall(), strict=True)}
+            now = _cv(timezone.now())
+            shop = str(shop_id)
+            null = _COPY_NULL
+            _pg_copy_text(
+                raw,
+                "commerce_order",
+                _ORDER_COLUMNS,
+                (
+                    f"{order_ids[o.platform_id]}\t{shop}\t{customer_ids.get(o.customer_platform_id, null)}\t"
+                    f"{_ct(o.platform_id)}\t{_ct(o.name[:64])}\t{_ct(o.email[:320])}\t{_ct(o.currency[:3])}\t"
+                    f"{o.total_price}\t{_cv(o.subtotal_price)}\t{o.total_discounts}\t"
+                    f"{_ct(o.financial_status[:32])}\t{_ct(o.fulfillment_status[:32])}\t"
+                    f"{_ct(json.dumps(list(o.discount_codes))) if o.discount_codes else '[]'}\t"
+                    f"{_ct(o.customer_locale[:16])}\t{'t' if o.buyer_accepts_marketing else 'f'}\t"
+                    f"{'t' if o.is_test else 'f'}\t{_cv(o.cancelled_at)}\t{_ct(o.cancel_reason[:64])}\t"
+                    f"{o.placed_at.isoformat()}\t{_cv(o.platform_updated_at)}\t{now}\t{now}\n"
+                    for o in new
                 ),
             )
-            cursor.execute(_PG_STUB_CUSTOMERS, params)
-            cursor.execute(_PG_UPSERT_ORDERS, params)
-        if line_items:
-            _pg_copy(
-                cursor,
-                "boomerang_tmp_lineitem",
-                "order_platform_id, platform_id, product_platform_id, variant_platform_id, title, sku,"
-                " quantity, price",
+            _pg_copy_text(
+                raw,
+                "commerce_lineitem",
+                _LINE_ITEM_COLUMNS,
                 (
-                    (
-                        order_id,
-                        li.platform_id,
-                        li.product_platform_id,
-                        li.variant_platform_id,
-                        li.title[:512],
-                        li.sku[:255],
-                        max(0, li.quantity),
-                        li.price,
-                    )
-                    for order_id, li in line_items
+                    f"{shop}\t{order_ids[o]}\t{_ct(li.platform_id)}\t{_ct(li.product_platform_id)}\t"
+                    f"{_ct(li.variant_platform_id)}\t{_ct(li.title[:512])}\t{_ct(li.sku[:255])}\t"
+                    f"{max(0, li.quantity)}\t{li.price}\n"
+                    for o, li in line_items
+                    if o in order_ids
                 ),
             )
-            cursor.execute(_PG_UPSERT_LINE_ITEMS, params)
-        if fulfillments:
-            _pg_copy(
-                cursor,
-                "boomerang_tmp_fulfillment",
-                "order_platform_id, platform_id, status, shipment_status, tracking_company, tracking_number,"
-                " tracking_url, estimated_delivery_at, delivered_at, platform_created_at,"
-                " platform_updated_at",
+            _pg_copy_text(
+                raw,
+                "commerce_fulfillment",
+                _FULFILLMENT_COLUMNS,
                 (
-                    (
-                        f.order_platform_id,
-                        f.platform_id,
-                        f.status[:32],
-                        f.shipment_status or "",
-                        f.tracking_company[:255],
-                        f.tracking_number[:255],
-                        f.tracking_url[:2048],
-                        f.estimated_delivery_at,
-                        f.delivered_at,
-                        f.platform_created_at,
-                        f.platform_updated_at,
-                    )
+                    f"{shop}\t{order_ids[f.order_platform_id]}\t{_ct(f.platform_id)}\t{_ct(f.status[:32])}\t"
+                    f"{_ct(f.shipment_status or '')}\t{_ct(f.tracking_company[:255])}\t"
+                    f"{_ct(f.tracking_number[:255])}\t{_ct(f.tracking_url[:2048])}\t"
+                    f"{_cv(f.estimated_delivery_at)}\t{_cv(f.delivered_at)}\t{_cv(f.platform_created_at)}\t"
+                    f"{_cv(f.platform_updated_at)}\t{now}\t{now}\n"
                     for f in fulfillments
+                    if f.order_platform_id in order_ids
                 ),
             )
-            cursor.execute(_PG_UPSERT_FULFILLMENTS, params)
+    except (IntegrityError, psycopg.IntegrityError):
+        return {}
+    return order_ids
 
 
 def _fresh(model, shop_id: int, rows: list) -> list:

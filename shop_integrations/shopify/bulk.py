@@ -13,11 +13,11 @@ so nothing is written twice; and the upserts make a replay harmless anyway.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
+import orjson
 import requests
 from django.db import connection, connections, transaction
 
@@ -126,8 +126,8 @@ def load_jsonl(
     try:
         for line, offset in lines:
             try:
-                obj = json.loads(line)
-            except ValueError:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
                 raise normalize.PayloadError(f"line ending at byte {offset} is not JSON") from None
             _add_line(batch, obj, storefront_url)
             count += 1

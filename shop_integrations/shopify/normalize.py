@@ -61,11 +61,14 @@ class PayloadError(ValueError):
 
 def platform_id(value: Any) -> str:
     """Numeric id as text from a REST id (123) or a GraphQL gid ("gid://shopify/Order/123?x=1")."""
-    if value is None or value == "":
+    if value is None:
         return ""
-    text = str(value)
+    text = value if value.__class__ is str else str(value)
     if text.startswith("gid://"):
-        text = text.rsplit("/", 1)[-1].split("?", 1)[0]
+        text = text[text.rfind("/") + 1 :]
+        query = text.find("?")
+        if query >= 0:
+            text = text[:query]
     return text
 
 
@@ -95,7 +98,7 @@ def parse_money(value: Any) -> Decimal | None:
         if value is None:
             return None
     try:
-        amount = Decimal(str(value))
+        amount = Decimal(value if value.__class__ is str else str(value))
     except InvalidOperation:
         raise PayloadError(f"unparsable amount {str(value)[:40]!r}") from None
     if not amount.is_finite():
@@ -384,6 +387,7 @@ def order_from_graphql(node: dict) -> OrderData:
         if len(customer) > 1:  # more than {id}: a full node we can create the row from
             customer_data = customer_from_graphql(customer)
     fulfillment_status = _text(node.get("displayFulfillmentStatus")).upper()
+    codes = node.get("discountCodes")
     line_items = node.get("lineItems")
     fulfillments = node.get("fulfillments")
     return OrderData(
@@ -396,7 +400,7 @@ def order_from_graphql(node: dict) -> OrderData:
         total_discounts=parse_money(node.get("totalDiscountsSet")) or Decimal("0"),
         financial_status=_text(node.get("displayFinancialStatus")).lower(),
         fulfillment_status=_ORDER_FULFILLMENT_STATUS.get(fulfillment_status, ""),
-        discount_codes=tuple(str(c).upper() for c in node.get("discountCodes") or () if c),
+        discount_codes=tuple(str(c).upper() for c in codes if c) if codes else (),
         customer_locale=_text(node.get("customerLocale")),
         buyer_accepts_marketing=bool(node.get("customerAcceptsMarketing")),
         is_test=bool(node.get("test")),

@@ -9,6 +9,7 @@ import pytest
 from retention_app.commerce import services
 from retention_app.commerce.models import Customer, Fulfillment, FulfillmentEvent, LineItem, Order
 from shop_integrations.shopify import normalize
+from tests.conftest import requires_postgres
 from tests.sync.conftest import load_fixture
 
 pytestmark = pytest.mark.django_db
@@ -204,3 +205,44 @@ def test_bulk_write_is_idempotent_and_never_overwrites_newer_rows(
     assert created.line_items.count() == 2 and created.fulfillments.get().shipment_status == "IN_TRANSIT"
     assert Order.objects.count() == 2 and LineItem.objects.count() == 4
     assert captured_events == []  # bulk writes send no events
+
+
+def _bulk_order(platform_id: str, *, customer="77", name="#1001", updated="2026-02-01T10:00:00Z"):
+    node = copy.deepcopy(load_fixture("graphql_order__node.json"))
+    node.update(id=f"gid://shopify/Order/{platform_id}", name=name, updatedAt=updated)
+    node["customer"] = {"id": f"gid://shopify/Customer/{customer}"}
+    return normalize.order_from_graphql(node)
+
+
+def test_bulk_write_keeps_tabs_newlines_and_backslashes_in_text(shop):
+    """The PostgreSQL path formats COPY text itself: special characters must arrive unchanged."""
+    tricky = "tab\there\nnew line\r\\N back\\slash é"
+    node = copy.deepcopy(load_fixture("graphql_order__node.json"))
+    node.update(id="gid://shopify/Order/5", name="#5\t\\", email="a\\b@example.com")
+    node["discountCodes"] = ['say "hi"\\', "tab\t"]
+    node["lineItems"]["nodes"][0].update(title=tricky, sku="\\N")
+    batch = services.BulkBatch.empty()
+    batch.orders.append(normalize.order_from_graphql(node))
+    services.commerce_bulk_write(shop_id=shop.pk, batch=batch)
+    order = Order.objects.get(shop=shop, platform_id="5")
+    assert (order.name, order.email) == ("#5\t\\", "a\\b@example.com")
+    assert order.discount_codes == ['SAY "HI"\\', "TAB\t"]
+    item = order.line_items.get(platform_id=normalize.platform_id(node["lineItems"]["nodes"][0]["id"]))
+    assert (item.title, item.sku) == (tricky, "\\N")
+    assert order.subtotal_price is not None and order.cancelled_at is None  # NULL and non-NULL both right
+
+
+@requires_postgres
+def test_bulk_write_falls_back_to_upserts_when_an_order_appears_after_the_check(shop, monkeypatch):
+    """An order stored by another writer between the existence check and the COPY (simulated by a check that
+    sees nothing) fails the COPY on the unique constraint; the batch is then written by the upsert path,
+    which keeps the newer stored row."""
+    services.order_upsert(shop=shop, data=_bulk_order("1", name="#newer", updated="2026-03-01T00:00:00Z"))
+    monkeypatch.setattr(services, "_pg_stored_order_ids", lambda raw, shop_id, orders: set())
+    batch = services.BulkBatch.empty()
+    batch.orders.extend([_bulk_order("1", name="#older"), _bulk_order("2", customer="78")])
+    services.commerce_bulk_write(shop_id=shop.pk, batch=batch)
+    assert Order.objects.get(shop=shop, platform_id="1").name == "#newer"
+    assert Order.objects.get(shop=shop, platform_id="2").customer.platform_id == "78"
+    assert LineItem.objects.filter(order__platform_id="2").count() == 2
+    assert Order.objects.filter(shop=shop).count() == 2
