@@ -22,6 +22,7 @@ next run).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -115,6 +116,28 @@ if action == "create":
 elif action == "count":
     from retention_app.ingress.models import WebhookDelivery
     print(WebhookDelivery.objects.filter(shop__domain="{domain}").count())
+elif action == "drain":
+    # What the worker's drain_webhook_buffer task does, run here to measure its cost per delivery.
+    import json, os, time
+    from django.db import connection
+    from retention_app.ingress import buffer
+    def backend_cpu():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        if connection.vendor != "postgresql":
+            return 0.0
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    backlog = buffer.backlog()
+    pg0, t0 = backend_cpu(), time.process_time()
+    stored = 0
+    for _ in range(10_000):
+        if not buffer.backlog():
+            break
+        stored += buffer.drain()
+    t1, pg1 = time.process_time(), backend_cpu()
+    print(json.dumps({"backlog": backlog, "stored": stored, "python_s": t1 - t0, "postgres_s": pg1 - pg0}))
 else:
     from retention_app.ingress.models import WebhookDelivery
     print(WebhookDelivery.objects.filter(shop__domain="{domain}").delete()[0])
@@ -139,6 +162,72 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None
         except OSError:
             time.sleep(0.1)
     raise SystemExit("gunicorn did not answer in time")
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 when it is gone or unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by the server side of the benchmark: the gunicorn master and workers, the
+    PostgreSQL backends connected to the benchmark database, and Redis (whole server: shared with other
+    work, so an upper bound); plus wrk (children of this process). Read from /proc and INFO, so the figure
+    per request hardly depends on how busy the machine is, unlike requests/s."""
+
+    def __init__(self, env: dict[str, str], gunicorn_pid: int) -> None:
+        self.gunicorn_pid = gunicorn_pid
+        self.database_url = env["DATABASE_URL"] if env["DATABASE_URL"].startswith("postgres") else ""
+        self.redis_url = env.get("REDIS_URL", "")
+
+    def _gunicorn_pids(self) -> list[int]:
+        pids = [self.gunicorn_pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.gunicorn_pid:
+                    pids.append(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return pids
+
+    def _backend_pids(self) -> list[int]:
+        if not self.database_url:
+            return []
+        import psycopg
+
+        with psycopg.connect(self.database_url.replace("postgres://", "postgresql://", 1)) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def _redis_cpu(self) -> float:
+        if not self.redis_url:
+            return 0.0
+        import redis
+
+        info = redis.Redis.from_url(self.redis_url).info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def sample(self) -> dict[str, float]:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "gunicorn": sum(_proc_cpu(pid) for pid in self._gunicorn_pids()),
+            "postgres": sum(_proc_cpu(pid) for pid in self._backend_pids()),
+            "redis": self._redis_cpu(),
+            "wrk": children.ru_utime + children.ru_stime,
+        }
+
+
+def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before[name] for name in before}
 
 
 def _purge_queue(env: dict[str, str]) -> None:
@@ -195,16 +284,32 @@ def main() -> None:
             wrk(ingress_url, lua, 2, connections, [*ingress_args, "warmup"])
             # Alternate short slices of both endpoints, so load from other work on this shared machine
             # weighs on both alike, then add the slices up.
+            _shop(env, "drain")  # the warm-up's deliveries
             before = int(_shop(env, "count"))
+            meter = CpuMeter(env, gunicorn.pid)
             baseline_runs, ingress_runs, loads = [], [], []
+            baseline_cpu: dict[str, float] = {}
+            ingress_cpu: dict[str, float] = {}
             for n in range(rounds):
                 loads.append(os.getloadavg()[0])
                 slice_seconds = max(1, seconds // rounds)
+                start = meter.sample()
                 baseline_runs.append(wrk(noop_url, lua, slice_seconds, connections, [str(body_path)]))
+                middle = meter.sample()
                 run_id = f"run{int(time.time())}-{n}"
                 ingress_runs.append(
                     wrk(ingress_url, lua, slice_seconds, connections, [*ingress_args, run_id])
                 )
+                end = meter.sample()
+                for total, delta in (
+                    (baseline_cpu, _cpu_delta(start, middle)),
+                    (ingress_cpu, _cpu_delta(middle, end)),
+                ):
+                    for name, value in delta.items():
+                        total[name] = total.get(name, 0.0) + value
+            # Commerce deliveries were answered once in the Redis buffer: drain them as the worker would
+            # (no worker runs here) and count the rows.
+            drained = json.loads(_shop(env, "drain"))
             stored = int(_shop(env, "count")) - before
             baseline, ingress = _combine(baseline_runs), _combine(ingress_runs)
         finally:
@@ -221,6 +326,9 @@ def main() -> None:
     paired = statistics.median(
         i["rps"] / b["rps"] for b, i in zip(baseline_runs, ingress_runs, strict=True) if b["rps"]
     )
+    bare_ms = _cpu_ms(baseline_cpu, baseline["requests"])
+    ingress_ms = _cpu_ms(ingress_cpu, ingress["requests"])
+    cpu_ratio = bare_ms / ingress_ms if ingress_ms else 0.0
     ok = ratio >= RATIO_TARGET and ingress["p99_ms"] <= P99_TARGET_MS
     lines = [
         f"webhook_ingress: gunicorn {workers} workers x {threads} threads (gthread); wrk 2 threads, "
@@ -234,6 +342,12 @@ def main() -> None:
         f"{ingress['p99_ms']:.2f} ms (target <= {P99_TARGET_MS:.0f} ms): {'OK' if ok else 'MISSED'}",
         f"  median of the per-round ratios: {paired:.0%}; p50 ingress/bare "
         f"{ingress['p50_ms']:.2f}/{baseline['p50_ms']:.2f} ms",
+        _cpu_line("bare Django view       ", baseline_cpu, baseline["requests"]),
+        _cpu_line("POST /webhooks/shopify ", ingress_cpu, ingress["requests"]),
+        f"  CPU per request bare/ingress: {cpu_ratio:.0%} (the throughput ratio a CPU-bound machine would "
+        f"show, whatever other work runs on it)",
+        f"  drain (worker side, not in the figures above): {drained['backlog']} buffered deliveries -> "
+        f"{drained['stored']} rows, {_per_delivery(drained)}",
     ]
     print("\n".join(lines))
 
@@ -253,6 +367,25 @@ def _combine(runs: list[dict]) -> dict:
         "p99_each": [round(r["p99_ms"], 1) for r in runs],
         "non_2xx": sum(r["non_2xx"] for r in runs),
     }
+
+
+def _cpu_ms(cpu: dict[str, float], requests: int) -> float:
+    return 1000 * sum(cpu.values()) / requests if requests else 0.0
+
+
+def _cpu_line(label: str, cpu: dict[str, float], requests: int) -> str:
+    parts = ", ".join(f"{name} {1000 * value / requests:.3f}" for name, value in cpu.items() if requests)
+    return f"  {label}: CPU {_cpu_ms(cpu, requests):.3f} ms per request ({parts}; redis is the whole server)"
+
+
+def _per_delivery(drained: dict) -> str:
+    n = drained["backlog"]
+    if not n:
+        return "nothing buffered (synchronous path)"
+    return (
+        f"{1000 * drained['python_s'] / n:.3f} ms Python + {1000 * drained['postgres_s'] / n:.3f} ms "
+        "PostgreSQL CPU per delivery"
+    )
 
 
 def _figures(label: str, run: dict) -> str:

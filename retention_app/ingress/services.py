@@ -13,6 +13,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -20,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from retention_app.commerce.models import Customer, FulfillmentEvent, Order
+from retention_app.ingress import buffer
 from retention_app.ingress.dispatch import resolve_topic
 from retention_app.ingress.models import ComplianceAuditRecord, CustomerDataExport, WebhookDelivery
 from retention_app.shops import events as shop_events
@@ -33,6 +35,7 @@ DELIVERY_RETENTION_DAYS = 14
 
 class ReceiveOutcome(StrEnum):
     STORED = "stored"  # new delivery, processing enqueued
+    ACCEPTED = "accepted"  # commerce delivery appended to the Redis buffer; the drain stores it (buffer.py)
     DUPLICATE = "duplicate"  # this webhook id was already stored: nothing done
     UNKNOWN_SHOP = "unknown_shop"  # no such shop here: nothing stored
 
@@ -83,6 +86,16 @@ def parse_payload(text: str) -> dict[str, Any]:
     return payload
 
 
+def _is_strict_json_object(text: str) -> bool:
+    """Is `text` a JSON object that PostgreSQL's jsonb accepts too (but for U+0000, which the drain drops)?
+    orjson is strict RFC 8259 (no NaN/Infinity, no lone surrogates) and ~3x faster than json. Anything it
+    refuses goes the synchronous way, where `parse_payload` decides between 400 and storing."""
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
 def webhook_delivery_receive(
     *,
     platform: str,
@@ -111,10 +124,41 @@ def webhook_delivery_receive(
     With settings.INGRESS_ASYNC_COMMIT, deliveries that are not `critical` are committed without waiting
     for the WAL flush (PostgreSQL asynchronous commit). Lifecycle and privacy topics are always `critical`:
     losing one could not be repaired, while a lost commerce delivery is repaired by the periodic
-    reconciliation of the sync domain."""
+    reconciliation of the sync domain.
+
+    When the Redis buffer is on (retention_app/ingress/buffer.py), a delivery that is neither `critical` nor
+    `is_compliance` is parsed here, appended to the buffer and answered ACCEPTED: the drain stores it (same
+    unique webhook id: a duplicate is dropped there) and queues its processing. Should Redis fail, it is
+    stored here as below."""
+    if payload is None and raw_body is None:
+        raise TypeError("webhook_delivery_receive needs payload or raw_body")
+    if not critical and not is_compliance:
+        url = buffer.request_url()
+        if url is not None and (payload is not None or _is_strict_json_object(raw_body)):
+            shop_id = shop_id_for_domain(platform=platform, domain=shop_domain)
+            if shop_id is None:
+                logger.info("webhook %s for unknown shop %s ignored (id %s)", topic, shop_domain, webhook_id)
+                return ReceiveOutcome.UNKNOWN_SHOP
+            try:
+                buffer.append(
+                    url,
+                    received_at=timezone.now(),
+                    webhook_id=webhook_id,
+                    shop_id=shop_id,
+                    platform=platform,
+                    topic=topic,
+                    shop_domain=shop_domain,
+                    event_id=event_id,
+                    api_version=api_version,
+                    triggered_at=triggered_at.isoformat() if triggered_at else "",
+                    body=raw_body if raw_body is not None else json.dumps(payload),
+                )
+                return ReceiveOutcome.ACCEPTED
+            except Exception:
+                logger.warning(
+                    "webhook buffer unavailable: storing %s in the database", webhook_id, exc_info=True
+                )
     if payload is None:
-        if raw_body is None:
-            raise TypeError("webhook_delivery_receive needs payload or raw_body")
         stripped = raw_body.strip()
         if (
             connection.vendor != "postgresql"
@@ -203,10 +247,10 @@ _INSERT_CONSTANTS = {
 _insert_sql: dict[str, str] = {}
 
 
-def _insert_delivery_sql() -> str:
-    """The INSERT statement for the current database vendor (built once: identifiers come from the model's
-    meta and are quoted; every value is a query parameter)."""
-    sql = _insert_sql.get(connection.vendor)
+def _insert_delivery_sql(rows: int = 1) -> str:
+    """The INSERT statement of `rows` deliveries for the current database vendor (identifiers come from the
+    model's meta and are quoted; every value is a query parameter). The one-row statement is built once."""
+    sql = _insert_sql.get(connection.vendor) if rows == 1 else None
     if sql is None:
         meta, qn = WebhookDelivery._meta, connection.ops.quote_name
         columns = ", ".join(qn(meta.get_field(name).column) for name in _INSERT_COLUMNS)
@@ -216,10 +260,12 @@ def _insert_delivery_sql() -> str:
             for name in _INSERT_COLUMNS
         )
         conflict, pk = qn(meta.get_field("webhook_id").column), qn(meta.pk.column)
-        sql = _insert_sql[connection.vendor] = (
-            f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES ({values}) "  # noqa: S608
+        sql = (
+            f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES {', '.join([f'({values})'] * rows)} "  # noqa: S608
             f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}"
         )
+        if rows == 1:
+            _insert_sql[connection.vendor] = sql
     return sql
 
 
@@ -315,6 +361,119 @@ def webhook_delivery_enqueue(*, delivery_id: int) -> None:
         enqueue_task(process_webhook_delivery, (delivery_id,), queue=Queue.WEBHOOKS.value)
     except Exception:
         logger.exception("could not enqueue webhook delivery %s; the sweep will retry", delivery_id)
+
+
+def webhook_deliveries_enqueue(*, delivery_ids: list[int]) -> None:
+    """Queue the processing of several deliveries (one LPUSH on Redis). A broker failure is logged, not
+    raised: the rows are stored and the `requeue_stale_webhook_deliveries` sweep enqueues them again."""
+    from retention_app.ingress.enqueue import enqueue_tasks
+    from retention_app.ingress.tasks import process_webhook_delivery
+    from retention_app.queues import Queue
+
+    try:
+        enqueue_tasks(process_webhook_delivery, [(i,) for i in delivery_ids], queue=Queue.WEBHOOKS.value)
+    except Exception:
+        logger.exception("could not enqueue %s webhook deliveries; the sweep will retry", len(delivery_ids))
+
+
+_BATCH_INSERT_ROWS = 100
+
+
+def webhook_deliveries_store_buffered(
+    rows: list[dict[str, str]], *, recovered: bool = False
+) -> tuple[list[int], list[int]]:
+    """Store deliveries drained from the Redis buffer (buffer.py: string fields as the request appended
+    them) in one transaction with a synchronous commit, a multi-row INSERT per 100 rows; a webhook id
+    already stored is skipped. Returns (ids of the new rows, ids of `recovered` entries' rows stored earlier
+    and still pending: a dead drainer may have stored them without queueing their processing).
+
+    A row whose shop id is stale (shop deleted, maybe re-created) is stored under the shop now holding
+    its domain, or dropped and logged when there is none (as the request does for an unknown shop)."""
+    if not rows:
+        return [], []
+    now = timezone.now()
+    values = []
+    for row in rows:
+        body = row["body"]
+        if "\\u0000" in body:  # jsonb refuses U+0000: drop it (as the synchronous path does)
+            body = json.dumps(_without_nul(parse_payload(body)))
+        triggered_at = dt.datetime.fromisoformat(row["triggered_at"]) if row["triggered_at"] else None
+        values.append(
+            {
+                "shop_id": int(row["shop_id"]),
+                "platform": row["platform"],
+                "webhook_id": row["webhook_id"],
+                "event_id": row["event_id"],
+                "topic": row["topic"],
+                "shop_domain": row["shop_domain"],
+                "api_version": row["api_version"],
+                "triggered_at": connection.ops.adapt_datetimefield_value(triggered_at),
+                "payload": body,
+                "received_at": connection.ops.adapt_datetimefield_value(
+                    dt.datetime.fromisoformat(row["received_at"])
+                ),
+                "updated_at": connection.ops.adapt_datetimefield_value(now),
+            }
+        )
+    new_ids: list[int] = []
+    with transaction.atomic():
+        values = _with_live_shops(values)
+        for start in range(0, len(values), _BATCH_INSERT_ROWS):
+            new_ids += _insert_rows(values[start : start + _BATCH_INSERT_ROWS])
+        pending_ids: list[int] = []
+        if recovered:
+            new = set(new_ids)
+            pending_ids = [
+                pk
+                for pk in WebhookDelivery.objects.filter(
+                    webhook_id__in=[v["webhook_id"] for v in values], status=WebhookDelivery.Status.PENDING
+                ).values_list("pk", flat=True)
+                if pk not in new
+            ]
+    return new_ids, pending_ids
+
+
+def _with_live_shops(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose shop exists, locked against deletion until the transaction ends (the foreign key is
+    checked at commit: a shop deleted meanwhile would fail the whole batch). A row with a stale shop id is
+    moved to the shop now holding its domain, or dropped and logged when there is none."""
+    live = _lock_shops({v["shop_id"] for v in values})
+    kept = []
+    for value in values:
+        if value["shop_id"] not in live:
+            forget_shop_id(platform=value["platform"], domain=value["shop_domain"])
+            shop_id = shop_id_for_domain(platform=value["platform"], domain=value["shop_domain"])
+            if shop_id is None or not _lock_shops({shop_id}):
+                logger.warning(
+                    "buffered webhook %s for %s (id %s) dropped: the shop is gone",
+                    value["topic"], value["shop_domain"], value["webhook_id"],
+                )  # fmt: skip
+                continue
+            value = {**value, "shop_id": shop_id}
+            live.add(shop_id)
+        kept.append(value)
+    return kept
+
+
+def _lock_shops(shop_ids: set[int]) -> set[int]:
+    """Those of `shop_ids` that exist; on PostgreSQL locked FOR KEY SHARE (a DELETE waits for our commit)."""
+    if connection.vendor != "postgresql":
+        return set(Shop.objects.filter(pk__in=shop_ids).values_list("pk", flat=True))
+    pk, table = (
+        connection.ops.quote_name(Shop._meta.pk.column),
+        connection.ops.quote_name(Shop._meta.db_table),
+    )
+    sql = f"SELECT {pk} FROM {table} WHERE {pk} = ANY(%s) FOR KEY SHARE"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [sorted(shop_ids)])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _insert_rows(values: list[dict[str, Any]]) -> list[int]:
+    params = [v[name] for v in values for name in _INSERT_COLUMNS if name not in _INSERT_CONSTANTS]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_delivery_sql(len(values)), params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 # --- processing (in a worker) --------------------------------------------------------------------------

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from retention_app.ingress import services
 from retention_app.queues import Queue
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -31,7 +37,14 @@ def process_webhook_delivery(delivery_id: int) -> None:
 
 @shared_task(queue=Queue.WEBHOOKS, ignore_result=True)
 def requeue_stale_webhook_deliveries() -> int:
-    """Periodic: enqueue again deliveries left pending (lost enqueue, retries exhausted by a crash)."""
+    """Periodic: drain the Redis buffer (deliveries a lost drain left there), then enqueue again deliveries
+    left pending (lost enqueue, retries exhausted by a crash)."""
+    from retention_app.ingress import buffer
+
+    try:
+        buffer.drain()
+    except Exception:
+        logger.exception("draining the webhook buffer failed; pending deliveries are requeued anyway")
     return services.webhook_deliveries_requeue_stale()
 
 
@@ -39,3 +52,21 @@ def requeue_stale_webhook_deliveries() -> int:
 def purge_old_webhook_deliveries() -> int:
     """Periodic: delete handled deliveries past the retention period (they contain personal data)."""
     return services.webhook_deliveries_purge()
+
+
+@shared_task(
+    queue=Queue.WEBHOOKS,
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=20,
+    ignore_result=True,
+)
+def drain_webhook_buffer() -> int:
+    """Store the commerce deliveries buffered in Redis (retention_app/ingress/buffer.py) and queue their
+    processing. Queued by the webhook request that finds no drain queued, and by the periodic sweep."""
+    from retention_app.ingress import buffer
+
+    return buffer.drain()

@@ -14,6 +14,7 @@ stored either (a compliance topic still leaves an audit record saying nothing wa
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -93,7 +94,18 @@ def shopify_webhook(request: HttpRequest) -> HttpResponse:
         )
     except InvalidPayload as exc:
         return _error(str(exc), 400)
-    return JsonResponse({"status": outcome.value})
+    return _status_response(outcome.value)
+
+
+_STATUS_BODIES: dict[str, bytes] = {}
+
+
+def _status_response(status: str) -> HttpResponse:
+    """JsonResponse({"status": status}) without encoding the same few bodies on every delivery."""
+    body = _STATUS_BODIES.get(status)
+    if body is None:
+        body = _STATUS_BODIES[status] = json.dumps({"status": status}).encode()
+    return HttpResponse(body, content_type="application/json")
 
 
 @csrf_exempt
