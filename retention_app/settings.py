@@ -85,6 +85,9 @@ INGRESS_TOPIC_RESOLVERS = {"shopify": "shop_integrations.shopify.webhook_handler
 # request gets several times faster on a busy disk; only a database-server crash within ~0.6 s can lose an
 # acknowledged delivery, which the periodic reconciliation repairs. Lifecycle/privacy topics always wait.
 INGRESS_ASYNC_COMMIT = env.bool("INGRESS_ASYNC_COMMIT", default=True)
+# With a Redis broker, commerce webhook deliveries are answered once appended to a Redis stream and stored
+# by a worker in batches (retention_app/ingress/buffer.py; trade-off in README "Webhook ingress").
+INGRESS_REDIS_BUFFER = env.bool("INGRESS_REDIS_BUFFER", default=True)
 # Benchmark mode (bench/webhook_ingress.py): exposes the do-nothing baseline view /webhooks/_bench/noop.
 BENCH = env.bool("BENCH", default=False)
 

@@ -51,3 +51,35 @@ def test_uninstall_and_redact_are_processed_by_a_real_worker(webhooks, celery_wo
     from retention_app.ingress.enqueue import _fast_path_url
 
     assert (_fast_path_url(app) is not None) == app.conf.broker_url.startswith("redis")
+
+
+def test_a_commerce_delivery_reaches_a_real_worker_through_the_buffer(webhooks, celery_worker):
+    """With Redis (CI) orders/create is answered from the buffer, drained into PostgreSQL by the worker's
+    drain_webhook_buffer task and processed there; without Redis it is stored in the request."""
+    from retention_app.celery import app
+    from retention_app.commerce.models import Order
+    from retention_app.ingress import buffer
+
+    shop = ShopFactory(domain="acme.myshopify.com", installed_at=timezone.now() - dt.timedelta(days=3))
+    payload = load_payload("orders/create")
+    uses_buffer = app.conf.broker_url.startswith("redis")
+
+    answers = [webhooks.post("orders/create", payload, webhook_id="w-order").json() for _ in range(2)]
+
+    assert (
+        answers == [{"status": "accepted"}] * 2
+        if uses_buffer
+        else [{"status": "stored"}, {"status": "duplicate"}]
+    )
+
+    def processed():
+        return WebhookDelivery.objects.filter(
+            webhook_id="w-order", status=WebhookDelivery.Status.PROCESSED
+        ).exists()
+
+    wait_until(processed, timeout=60, what="the buffered delivery stored and processed by the worker")
+    assert WebhookDelivery.objects.filter(webhook_id="w-order").count() == 1
+    assert Order.objects.filter(shop=shop, platform_id=str(payload["id"])).exists()
+    if uses_buffer:
+        assert "drain_webhook_buffer" in celery_worker.log()
+        assert buffer.backlog() == 0
