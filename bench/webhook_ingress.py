@@ -8,7 +8,11 @@ DATABASE_URL is set (else SQLite in a temporary folder) and on Redis as Celery b
 - ingress:  POST /webhooks/shopify with a real orders/create body, a valid HMAC and a unique
   X-Shopify-Webhook-Id per request (wrk Lua script), so every request stores a row and enqueues a task.
 
-It prints requests/s and p99 latency of both and the ratio ingress/baseline.
+It prints requests/s and p99 latency of both and the ratio ingress/baseline, and the CPU time per request
+of each (gunicorn, the PostgreSQL backends of the benchmark database, Redis, wrk: read from /proc, so it
+hardly depends on other work on the machine, unlike requests/s). Commerce deliveries are answered from the
+Redis buffer (retention_app/ingress/buffer.py): afterwards the benchmark drains it as the worker would,
+prints the drain's CPU per delivery, and checks that every delivery became one row.
 Targets: ingress p99 <= 25 ms and ingress throughput >= 60 % of the baseline's.
 
 Both endpoints are measured in alternating slices (BENCH_ROUNDS), so a change of load from other work on

@@ -1,6 +1,7 @@
 """Webhook ingress services (writes): receive a delivery, process it, and honour privacy requests.
 
-Receiving is the only thing done inside the webhook request: one shop lookup, one INSERT, one enqueue
+Receiving is the only thing done inside the webhook request: for a commerce topic with a Redis broker, one
+append to the Redis buffer (buffer.py; the worker's drain stores it); otherwise one INSERT and one enqueue
 after commit. Everything else happens in `webhook_delivery_process`, run by a worker.
 """
 

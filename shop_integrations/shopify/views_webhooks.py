@@ -1,8 +1,11 @@
 """POST /webhooks/shopify: the single endpoint for every Shopify webhook topic, compliance included.
 
 Order of checks: HMAC over the raw bytes (401), required headers (400), JSON body (400); then the delivery
-is stored once per webhook id and its processing enqueued after commit. Nothing else happens in the
-request, so it answers in milliseconds (Shopify gives up after about 5 s).
+is handed over (retention_app/ingress/services.webhook_delivery_receive): commerce topics appended to the
+Redis buffer and stored once per webhook id by the worker's drain (answer "accepted"), lifecycle and
+privacy topics stored once per webhook id before the answer ("stored" / "duplicate"), processing enqueued
+after commit. Nothing else happens in the request, so it answers in milliseconds (Shopify gives up after
+about 5 s).
 
 Unknown topics are answered 200 and logged, but NOT stored: the app only subscribes to topics it handles,
 so an unknown topic is a configuration slip, and storing bodies full of personal data we have no use for
