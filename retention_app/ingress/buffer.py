@@ -156,6 +156,14 @@ def drain(
             stored += _drain_entries(client, claimed, recovered=True)
         if start in (b"0-0", "0-0"):
             break
+    # Entries this process read in a run that failed (database down: the task is retried) are its own
+    # pending ones: take them again at once rather than after CLAIM_IDLE_MS.
+    for _ in range(max_batches):
+        answer = client.xreadgroup(GROUP, consumer, {STREAM: "0"}, count=batch_size)
+        own = [entry for entry in (answer[0][1] if answer else []) if entry[1]]
+        if not own:
+            break
+        stored += _drain_entries(client, own, recovered=True)
     for _ in range(max_batches):
         answer = client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=batch_size)
         entries = answer[0][1] if answer else []

@@ -148,6 +148,26 @@ def test_entries_of_a_drainer_that_died_before_acknowledging_are_stored_by_the_n
     assert stored_id in processing
 
 
+def test_a_drain_that_failed_is_taken_up_at_once_by_its_retry(shop, webhooks, buffered, monkeypatch):
+    from django.db import OperationalError
+
+    webhooks.post(TOPIC, {"id": 1}, webhook_id="wh-retry")
+
+    def database_down(rows, *, recovered=False):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "webhook_deliveries_store_buffered", database_down)
+        with pytest.raises(OperationalError):
+            buffer.drain()
+    assert buffered.xpending(buffer.STREAM, buffer.GROUP)["pending"] == 1  # read, not acknowledged
+
+    assert buffer.drain() == 1  # same process: its own pending entry, without waiting CLAIM_IDLE_MS
+
+    assert WebhookDelivery.objects.filter(webhook_id="wh-retry").exists()
+    assert buffered.xpending(buffer.STREAM, buffer.GROUP)["pending"] == 0
+
+
 def test_a_long_backlog_is_drained_in_batches_and_the_rest_queued(shop, buffered):
     from django.utils import timezone
 
