@@ -19,6 +19,7 @@ Input is the platform-neutral dataclasses of shop_integrations.types, so nothing
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import re
@@ -469,11 +470,13 @@ class BulkBatch:
         )
 
 
-def _newest(rows: Iterable, key=lambda r: r.platform_id) -> list:
+def _newest(rows: Sequence) -> list:
     """Drop duplicates inside one batch, keeping the newest (ON CONFLICT may touch a row only once)."""
+    if len({row.platform_id for row in rows}) == len(rows):
+        return list(rows)  # the usual case, checked cheaply
     by_id: dict = {}
     for row in rows:
-        k = key(row)
+        k = row.platform_id
         old = by_id.get(k)
         if old is None or (row.platform_updated_at or _EPOCH) >= (old.platform_updated_at or _EPOCH):
             by_id[k] = row
@@ -503,7 +506,8 @@ def commerce_bulk_write(*, shop_id: int, batch: BulkBatch, durable: bool = True)
         if order.fulfillments:
             fulfillments.extend(order.fulfillments)
     fulfillments = _newest(fulfillments)
-    line_items = list({(o, li.platform_id): (o, li) for o, li in line_items}.values())
+    if len({li.platform_id for _, li in line_items}) != len(line_items):  # else no (order, id) repeats
+        line_items = list({(o, li.platform_id): (o, li) for o, li in line_items}.values())
     if connection.vendor == "postgresql":
         if not durable:
             with connection.cursor() as cursor:
@@ -882,8 +886,48 @@ def _cv(value) -> str:
     return value.isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
+def _order_copy_line(o: OrderData, order_id: int, customer_id: int | None, shop: str, now: str) -> str:
+    texts = (
+        o.platform_id,
+        o.name[:64],
+        o.email[:320],
+        o.currency[:3],
+        o.financial_status[:32],
+        o.fulfillment_status[:32],
+        json.dumps(list(o.discount_codes)) if o.discount_codes else "[]",
+        o.customer_locale[:16],
+        o.cancel_reason[:64],
+    )
+    if _needs_copy_escape("".join(texts)):  # one scan of the row's text (rarely true)
+        texts = tuple(_ct(t) for t in texts)
+    platform_id, name, email, currency, financial, fulfillment, codes, locale, cancel_reason = texts
+    return (
+        f"{order_id}\t{shop}\t{_COPY_NULL if customer_id is None else customer_id}\t{platform_id}\t{name}\t"
+        f"{email}\t{currency}\t{o.total_price}\t{_cv(o.subtotal_price)}\t{o.total_discounts}\t{financial}\t"
+        f"{fulfillment}\t{codes}\t{locale}\t{'t' if o.buyer_accepts_marketing else 'f'}\t"
+        f"{'t' if o.is_test else 'f'}\t{_cv(o.cancelled_at)}\t{cancel_reason}\t{o.placed_at.isoformat()}\t"
+        f"{_cv(o.platform_updated_at)}\t{now}\t{now}\n"
+    )
+
+
+def _line_item_copy_line(li: LineItemData, order_id: int, shop: str) -> str:
+    texts = (li.platform_id, li.product_platform_id, li.variant_platform_id, li.title[:512], li.sku[:255])
+    if _needs_copy_escape("".join(texts)):
+        texts = tuple(_ct(t) for t in texts)
+    platform_id, product, variant, title, sku = texts
+    return (
+        f"{shop}\t{order_id}\t{platform_id}\t{product}\t{variant}\t{title}\t{sku}\t"
+        f"{max(0, li.quantity)}\t{li.price}\n"
+    )
+
+
 def _pg_copy_text(raw, table: str, columns: str, lines: Iterable[str]) -> None:
-    """COPY already formatted text lines, sent in ~1 MB pieces."""
+    """COPY already formatted text lines, sent in ~1 MB pieces (no statement when there is none)."""
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
+        return
+    lines = itertools.chain((first,), lines)
     with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         buffer: list[str] = []
         size = 0
@@ -943,20 +987,14 @@ def _pg_insert_new_orders(cursor, shop_id, orders, line_items, fulfillments) -> 
             order_ids = {o.platform_id: row[0] for o, row in zip(new, raw.fetchall(), strict=True)}
             now = _cv(timezone.now())
             shop = str(shop_id)
-            null = _COPY_NULL
             _pg_copy_text(
                 raw,
                 "commerce_order",
                 _ORDER_COLUMNS,
                 (
-                    f"{order_ids[o.platform_id]}\t{shop}\t{customer_ids.get(o.customer_platform_id, null)}\t"
-                    f"{_ct(o.platform_id)}\t{_ct(o.name[:64])}\t{_ct(o.email[:320])}\t{_ct(o.currency[:3])}\t"
-                    f"{o.total_price}\t{_cv(o.subtotal_price)}\t{o.total_discounts}\t"
-                    f"{_ct(o.financial_status[:32])}\t{_ct(o.fulfillment_status[:32])}\t"
-                    f"{_ct(json.dumps(list(o.discount_codes))) if o.discount_codes else '[]'}\t"
-                    f"{_ct(o.customer_locale[:16])}\t{'t' if o.buyer_accepts_marketing else 'f'}\t"
-                    f"{'t' if o.is_test else 'f'}\t{_cv(o.cancelled_at)}\t{_ct(o.cancel_reason[:64])}\t"
-                    f"{o.placed_at.isoformat()}\t{_cv(o.platform_updated_at)}\t{now}\t{now}\n"
+                    _order_copy_line(
+                        o, order_ids[o.platform_id], customer_ids.get(o.customer_platform_id), shop, now
+                    )
                     for o in new
                 ),
             )
@@ -964,13 +1002,7 @@ def _pg_insert_new_orders(cursor, shop_id, orders, line_items, fulfillments) -> 
                 raw,
                 "commerce_lineitem",
                 _LINE_ITEM_COLUMNS,
-                (
-                    f"{shop}\t{order_ids[o]}\t{_ct(li.platform_id)}\t{_ct(li.product_platform_id)}\t"
-                    f"{_ct(li.variant_platform_id)}\t{_ct(li.title[:512])}\t{_ct(li.sku[:255])}\t"
-                    f"{max(0, li.quantity)}\t{li.price}\n"
-                    for o, li in line_items
-                    if o in order_ids
-                ),
+                (_line_item_copy_line(li, order_ids[o], shop) for o, li in line_items if o in order_ids),
             )
             _pg_copy_text(
                 raw,
