@@ -168,13 +168,14 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None
     raise SystemExit("gunicorn did not answer in time")
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far; 0 when it is gone or unreadable."""
+def _proc_cpu(pid: int, which: tuple[int, ...] = (11, 12)) -> float:
+    """CPU seconds a process has used so far (user + system by default: fields 11 and 12 after the
+    command name in /proc/<pid>/stat); 0 when it is gone or unreadable."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[i]) for i in which) / os.sysconf("SC_CLK_TCK")
 
 
 class CpuMeter:
@@ -222,8 +223,10 @@ class CpuMeter:
         import resource
 
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        gunicorn = self._gunicorn_pids()
         return {
-            "gunicorn": sum(_proc_cpu(pid) for pid in self._gunicorn_pids()),
+            "gunicorn user": sum(_proc_cpu(pid, (11,)) for pid in gunicorn),
+            "gunicorn sys": sum(_proc_cpu(pid, (12,)) for pid in gunicorn),
             "postgres": sum(_proc_cpu(pid) for pid in self._backend_pids()),
             "redis": self._redis_cpu(),
             "wrk": children.ru_utime + children.ru_stime,

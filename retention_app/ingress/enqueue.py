@@ -92,8 +92,8 @@ def roundtrip(url: str, *commands: tuple) -> list:
     thread) and return their replies: one round trip for all of them. This spares redis-py's pool checkout,
     retry wrapper and command dispatch (~0.3 ms). A broken connection is dropped and the commands sent once
     more on a fresh one (so a command may run twice: callers send only commands for which that is harmless);
-    a second failure is raised to the caller. An error reply raises redis' ResponseError (the connection is
-    dropped, since replies after it were not read)."""
+    a second failure is raised to the caller. An error reply raises redis' ResponseError (after every
+    reply was read: the connection stays usable)."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -106,14 +106,76 @@ def roundtrip(url: str, *commands: tuple) -> list:
         if conn is None:
             conn = conns[url] = _redis_client(url).connection_pool.make_connection()
         try:
-            conn.send_packed_command([_pack(commands)], check_health=False)
-            return [conn.read_response() for _ in commands]
-        except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+            if conn._sock is None:
+                conn.connect()  # redis-py connects: TLS, AUTH, SELECT of the URL's database
+            sock = conn._sock
+            sock.sendall(_pack(commands))
+            replies = _read_replies(sock, len(commands))
+        except (RedisConnectionError, RedisTimeoutError, OSError):
             conns.pop(url, None)
             conn.disconnect()
-            if attempt == 2 or isinstance(exc, ResponseError):
+            if attempt == 2:
                 raise
+            continue
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
     raise AssertionError("unreachable")
+
+
+_INCOMPLETE = object()
+
+
+def _read_replies(sock, count: int) -> list:
+    """Read `count` replies of the simple kinds our commands get (status, error, integer, bulk string, null)
+    straight off the socket: redis-py's reader costs more than the round trip itself. An error reply is
+    returned as a ResponseError (every reply is read, so the connection stays usable); a reply of another
+    kind, or a closed connection, raises ConnectionError (the caller drops the connection)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    buf, pos, replies = b"", 0, []
+    while len(replies) < count:
+        reply, next_pos = _parse_reply(buf, pos)
+        if reply is _INCOMPLETE:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RedisConnectionError("connection closed by the server")
+            buf = buf[pos:] + chunk
+            pos = 0
+            continue
+        replies.append(reply)
+        pos = next_pos
+    if pos != len(buf):
+        raise RedisConnectionError("unexpected data after the replies")
+    return replies
+
+
+def _parse_reply(buf: bytes, pos: int) -> tuple:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return _INCOMPLETE, pos
+    kind, line = buf[pos : pos + 1], buf[pos + 1 : end]
+    if kind == b"$":
+        length = int(line)
+        if length < 0:
+            return None, end + 2
+        stop = end + 2 + length
+        if len(buf) < stop + 2:
+            return _INCOMPLETE, pos
+        return buf[end + 2 : stop], stop + 2
+    if kind == b"+":
+        return line.decode(), end + 2
+    if kind == b":":
+        return int(line), end + 2
+    if kind == b"_":  # RESP3 null
+        return None, end + 2
+    if kind == b"-":
+        return ResponseError(line.decode(errors="replace")), end + 2
+    raise RedisConnectionError(f"unexpected reply type {kind!r}")
 
 
 def _pack(commands: tuple[tuple, ...]) -> bytes:

@@ -231,3 +231,33 @@ def test_the_buffer_can_be_switched_off(shop, webhooks, buffered, webhook_settin
 
     assert webhooks.post(TOPIC, {"id": 3}, webhook_id="wh-off").json() == {"status": "stored"}
     assert buffer.backlog() == 0
+
+
+def test_roundtrip_reads_every_reply_and_survives_a_dropped_connection(redis_client):
+    from redis.exceptions import ResponseError
+
+    from retention_app.ingress.enqueue import roundtrip
+
+    url = os.environ["REDIS_URL"]
+    key, items = "ingress-test:flag", "ingress-test:list"
+    redis_client.delete(key, items)
+    try:
+        replies = roundtrip(
+            url,
+            ("SET", key, "1", "NX"),
+            ("SET", key, "1", "NX"),
+            ("LPUSH", items, "a", "b"),
+            ("GET", "ingress-test:none"),
+        )
+        assert replies == ["OK", None, 2, None]
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            roundtrip(url, ("PING",), ("GET", items))
+        assert roundtrip(url, ("GET", key)) == [b"1"]  # every reply was read: the connection is in step
+
+        (client_id,) = roundtrip(url, ("CLIENT", "ID"))
+        assert (
+            redis_client.client_kill_filter(_id=client_id) == 1
+        )  # the server drops this thread's connection
+        assert roundtrip(url, ("LPUSH", items, "c")) == [3]  # sent again on a fresh connection
+    finally:
+        redis_client.delete(key, items)
