@@ -46,6 +46,8 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 STREAM = "boomerang:ingress:deliveries"
+# Entries that can never be stored (a bug, not an outage): kept here for a person to look at.
+DEAD_LETTERS = "boomerang:ingress:deliveries:dead"
 GROUP = "drain"
 # Set (NX) by the request that finds no drain queued; deleted by the drain before it reads, so an entry
 # appended after the drain's last read always queues a new drain. Expires in case the queued task is lost.
@@ -177,14 +179,44 @@ def drain(
 
 
 def _drain_entries(client, entries: list, *, recovered: bool) -> int:
-    """Store one batch, queue the processing of its new rows, then acknowledge and delete the entries."""
+    """Store one batch, queue the processing of its new rows, then acknowledge and delete the entries.
+
+    Database trouble (OperationalError, InterfaceError) is raised: the entries stay pending and are taken
+    again. An entry that can never be stored (malformed, or refused by the database) must not block every
+    later drain: it is moved to `DEAD_LETTERS` with the error and logged, and the rest of the batch stored."""
+    from django.db import InterfaceError, OperationalError
+
     from retention_app.ingress import services
 
     ids = [entry_id for entry_id, _ in entries]
-    rows = [_decode(fields) for _, fields in entries if fields]
-    new_ids, pending_ids = services.webhook_deliveries_store_buffered(rows, recovered=recovered)
+    rows = [(entry_id, _decode(fields)) for entry_id, fields in entries if fields]
+    dead: list[tuple[bytes, dict[str, str], str]] = []
+    try:
+        new_ids, pending_ids = services.webhook_deliveries_store_buffered(
+            [row for _, row in rows], recovered=recovered
+        )
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        new_ids, pending_ids = [], []
+        for entry_id, row in rows:  # one by one, to find the entries at fault
+            try:
+                new, pending = services.webhook_deliveries_store_buffered([row], recovered=recovered)
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as exc:
+                dead.append((entry_id, row, f"{type(exc).__name__}: {exc}"[:500]))
+                continue
+            new_ids += new
+            pending_ids += pending
     services.webhook_deliveries_enqueue(delivery_ids=[*new_ids, *pending_ids])
     pipe = client.pipeline(transaction=False)
+    for entry_id, row, error in dead:
+        logger.error(
+            "buffered webhook %s (entry %s) cannot be stored, moved to %s: %s",
+            row.get("webhook_id"), entry_id, DEAD_LETTERS, error,
+        )  # fmt: skip
+        pipe.xadd(DEAD_LETTERS, {**row, "error": error})
     pipe.xack(STREAM, GROUP, *ids)
     pipe.xdel(STREAM, *ids)
     pipe.execute()
@@ -192,7 +224,12 @@ def _drain_entries(client, entries: list, *, recovered: bool) -> int:
 
 
 def _decode(fields: dict) -> dict[str, str]:
-    return {k.decode() if isinstance(k, bytes) else k: v.decode() for k, v in fields.items()}
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (
+            v.decode(errors="replace") if isinstance(v, bytes) else v
+        )
+        for k, v in fields.items()
+    }
 
 
 def backlog(url: str | None = None) -> int:

@@ -25,7 +25,7 @@ TOPIC = "orders/create"
 @pytest.fixture
 def redis_client():
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    keys = (buffer.STREAM, buffer.DRAIN_FLAG, "webhooks")
+    keys = (buffer.STREAM, buffer.DRAIN_FLAG, buffer.DEAD_LETTERS, "webhooks")
     client.delete(*keys)
     yield client
     client.delete(*keys)
@@ -166,6 +166,21 @@ def test_a_drain_that_failed_is_taken_up_at_once_by_its_retry(shop, webhooks, bu
 
     assert WebhookDelivery.objects.filter(webhook_id="wh-retry").exists()
     assert buffered.xpending(buffer.STREAM, buffer.GROUP)["pending"] == 0
+
+
+def test_an_entry_that_cannot_be_stored_is_set_aside_and_the_rest_stored(shop, webhooks, buffered, caplog):
+    webhooks.post(TOPIC, {"id": 1}, webhook_id="wh-good-1")
+    buffered.xadd(buffer.STREAM, {"webhook_id": "wh-broken", "shop_id": "not a number", "body": "{}"})
+    webhooks.post(TOPIC, {"id": 2}, webhook_id="wh-good-2")
+
+    assert buffer.drain() == 2
+
+    assert sorted(WebhookDelivery.objects.values_list("webhook_id", flat=True)) == ["wh-good-1", "wh-good-2"]
+    assert buffer.backlog() == 0
+    assert buffered.xpending(buffer.STREAM, buffer.GROUP)["pending"] == 0  # the next drain is not blocked
+    ((_, dead),) = buffered.xrange(buffer.DEAD_LETTERS)
+    assert dead[b"webhook_id"] == b"wh-broken" and dead[b"error"].startswith(b"KeyError")
+    assert "wh-broken" in caplog.text
 
 
 def test_a_long_backlog_is_drained_in_batches_and_the_rest_queued(shop, buffered):
