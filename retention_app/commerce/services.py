@@ -19,17 +19,17 @@ Input is the platform-neutral dataclasses of shop_integrations.types, so nothing
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.types.json import set_json_dumps
 
 from retention_app.commerce import events
 from retention_app.commerce.models import Customer, Fulfillment, FulfillmentEvent, LineItem, Order, Product
@@ -854,92 +854,43 @@ SELECT %s, u.platform_id, u.email, '', '', '', '', '', '[]'::jsonb, 'NOT_SUBSCRI
 FROM unnest(%s::text[], %s::text[]) AS u(platform_id, email)
 ON CONFLICT (shop_id, platform_id) DO NOTHING
 """
-_ORDER_COLUMNS = (
-    "id, shop_id, customer_id, platform_id, name, email, currency, total_price, subtotal_price,"
-    " total_discounts, financial_status, fulfillment_status, discount_codes, customer_locale,"
+# Binary COPY: nothing to escape, and the server reads numbers and times without parsing text.
+_ORDER_COPY = (
+    "COPY commerce_order (id, shop_id, customer_id, platform_id, name, email, currency, total_price,"
+    " subtotal_price, total_discounts, financial_status, fulfillment_status, discount_codes, customer_locale,"
     " buyer_accepts_marketing, is_test, cancelled_at, cancel_reason, placed_at, platform_updated_at,"
-    " created_at, updated_at"
+    " created_at, updated_at) FROM STDIN (FORMAT BINARY)",
+    ["int8", "int8", "int8", "text", "text", "text", "text", "numeric", "numeric", "numeric", "text", "text"]
+    + ["jsonb", "text", "bool", "bool", "timestamptz", "text", "timestamptz", "timestamptz", "timestamptz"]
+    + ["timestamptz"],
 )
-_LINE_ITEM_COLUMNS = (
-    "shop_id, order_id, platform_id, product_platform_id, variant_platform_id, title, sku, quantity, price"
+_LINE_ITEM_COPY = (
+    "COPY commerce_lineitem (shop_id, order_id, platform_id, product_platform_id, variant_platform_id, title,"
+    " sku, quantity, price) FROM STDIN (FORMAT BINARY)",
+    ["int8", "int8", "text", "text", "text", "text", "text", "int4", "numeric"],
 )
-_FULFILLMENT_COLUMNS = (
-    "shop_id, order_id, platform_id, status, shipment_status, tracking_company, tracking_number,"
-    " tracking_url, estimated_delivery_at, delivered_at, platform_created_at, platform_updated_at,"
-    " created_at, updated_at"
+_FULFILLMENT_COPY = (
+    "COPY commerce_fulfillment (shop_id, order_id, platform_id, status, shipment_status, tracking_company,"
+    " tracking_number, tracking_url, estimated_delivery_at, delivered_at, platform_created_at,"
+    " platform_updated_at, created_at, updated_at) FROM STDIN (FORMAT BINARY)",
+    ["int8", "int8", "text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz"]
+    + ["timestamptz", "timestamptz", "timestamptz", "timestamptz"],
 )
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_needs_copy_escape = re.compile(r"[\\\t\n\r]").search
-_COPY_FLUSH_CHARS = 1 << 20
-_COPY_NULL = "\\N"
 
 
-def _ct(value: str) -> str:
-    """Text in COPY's text format (backslash, tab, newline and carriage return escaped)."""
-    return value.translate(_COPY_ESCAPES) if _needs_copy_escape(value) else value
-
-
-def _cv(value) -> str:
-    """A nullable non-text value (datetime, Decimal) in COPY's text format."""
-    if value is None:
-        return _COPY_NULL
-    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
-
-
-def _order_copy_line(o: OrderData, order_id: int, customer_id: int | None, shop: str, now: str) -> str:
-    texts = (
-        o.platform_id,
-        o.name[:64],
-        o.email[:320],
-        o.currency[:3],
-        o.financial_status[:32],
-        o.fulfillment_status[:32],
-        json.dumps(list(o.discount_codes)) if o.discount_codes else "[]",
-        o.customer_locale[:16],
-        o.cancel_reason[:64],
-    )
-    if _needs_copy_escape("".join(texts)):  # one scan of the row's text (rarely true)
-        texts = tuple(_ct(t) for t in texts)
-    platform_id, name, email, currency, financial, fulfillment, codes, locale, cancel_reason = texts
-    return (
-        f"{order_id}\t{shop}\t{_COPY_NULL if customer_id is None else customer_id}\t{platform_id}\t{name}\t"
-        f"{email}\t{currency}\t{o.total_price}\t{_cv(o.subtotal_price)}\t{o.total_discounts}\t{financial}\t"
-        f"{fulfillment}\t{codes}\t{locale}\t{'t' if o.buyer_accepts_marketing else 'f'}\t"
-        f"{'t' if o.is_test else 'f'}\t{_cv(o.cancelled_at)}\t{cancel_reason}\t{o.placed_at.isoformat()}\t"
-        f"{_cv(o.platform_updated_at)}\t{now}\t{now}\n"
-    )
-
-
-def _line_item_copy_line(li: LineItemData, order_id: int, shop: str) -> str:
-    texts = (li.platform_id, li.product_platform_id, li.variant_platform_id, li.title[:512], li.sku[:255])
-    if _needs_copy_escape("".join(texts)):
-        texts = tuple(_ct(t) for t in texts)
-    platform_id, product, variant, title, sku = texts
-    return (
-        f"{shop}\t{order_id}\t{platform_id}\t{product}\t{variant}\t{title}\t{sku}\t"
-        f"{max(0, li.quantity)}\t{li.price}\n"
-    )
-
-
-def _pg_copy_text(raw, table: str, columns: str, lines: Iterable[str]) -> None:
-    """COPY already formatted text lines, sent in ~1 MB pieces (no statement when there is none)."""
-    lines = iter(lines)
-    first = next(lines, None)
+def _pg_copy_rows(raw, statement: tuple[str, list[str]], rows: Iterable[tuple]) -> None:
+    """Binary COPY of `rows` (no statement when there is none)."""
+    rows = iter(rows)
+    first = next(rows, None)
     if first is None:
         return
-    lines = itertools.chain((first,), lines)
-    with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        buffer: list[str] = []
-        size = 0
-        for line in lines:
-            buffer.append(line)
-            size += len(line)
-            if size >= _COPY_FLUSH_CHARS:
-                copy.write("".join(buffer))
-                buffer.clear()
-                size = 0
-        if buffer:
-            copy.write("".join(buffer))
+    sql, types = statement
+    set_json_dumps(orjson.dumps, raw)  # jsonb columns: orjson instead of json.dumps, for this cursor only
+    with raw.copy(sql) as copy:
+        copy.set_types(types)
+        copy.write_row(first)
+        for row in rows:
+            copy.write_row(row)
 
 
 def _pg_customer_ids(raw, shop_id: int, orders: list[OrderData]) -> dict[str, int]:
@@ -985,35 +936,77 @@ def _pg_insert_new_orders(cursor, shop_id, orders, line_items, fulfillments) -> 
                 [len(new)],
             )
             order_ids = {o.platform_id: row[0] for o, row in zip(new, raw.fetchall(), strict=True)}
-            now = _cv(timezone.now())
-            shop = str(shop_id)
-            _pg_copy_text(
+            now = timezone.now()
+            _pg_copy_rows(
                 raw,
-                "commerce_order",
-                _ORDER_COLUMNS,
+                _ORDER_COPY,
                 (
-                    _order_copy_line(
-                        o, order_ids[o.platform_id], customer_ids.get(o.customer_platform_id), shop, now
+                    (
+                        order_ids[o.platform_id],
+                        shop_id,
+                        customer_ids.get(o.customer_platform_id),
+                        o.platform_id,
+                        o.name[:64],
+                        o.email[:320],
+                        o.currency[:3],
+                        o.total_price,
+                        o.subtotal_price,
+                        o.total_discounts,
+                        o.financial_status[:32],
+                        o.fulfillment_status[:32],
+                        list(o.discount_codes),
+                        o.customer_locale[:16],
+                        o.buyer_accepts_marketing,
+                        o.is_test,
+                        o.cancelled_at,
+                        o.cancel_reason[:64],
+                        o.placed_at,
+                        o.platform_updated_at,
+                        now,
+                        now,
                     )
                     for o in new
                 ),
             )
-            _pg_copy_text(
+            _pg_copy_rows(
                 raw,
-                "commerce_lineitem",
-                _LINE_ITEM_COLUMNS,
-                (_line_item_copy_line(li, order_ids[o], shop) for o, li in line_items if o in order_ids),
-            )
-            _pg_copy_text(
-                raw,
-                "commerce_fulfillment",
-                _FULFILLMENT_COLUMNS,
+                _LINE_ITEM_COPY,
                 (
-                    f"{shop}\t{order_ids[f.order_platform_id]}\t{_ct(f.platform_id)}\t{_ct(f.status[:32])}\t"
-                    f"{_ct(f.shipment_status or '')}\t{_ct(f.tracking_company[:255])}\t"
-                    f"{_ct(f.tracking_number[:255])}\t{_ct(f.tracking_url[:2048])}\t"
-                    f"{_cv(f.estimated_delivery_at)}\t{_cv(f.delivered_at)}\t{_cv(f.platform_created_at)}\t"
-                    f"{_cv(f.platform_updated_at)}\t{now}\t{now}\n"
+                    (
+                        shop_id,
+                        order_ids[o],
+                        li.platform_id,
+                        li.product_platform_id,
+                        li.variant_platform_id,
+                        li.title[:512],
+                        li.sku[:255],
+                        max(0, li.quantity),
+                        li.price,
+                    )
+                    for o, li in line_items
+                    if o in order_ids
+                ),
+            )
+            _pg_copy_rows(
+                raw,
+                _FULFILLMENT_COPY,
+                (
+                    (
+                        shop_id,
+                        order_ids[f.order_platform_id],
+                        f.platform_id,
+                        f.status[:32],
+                        f.shipment_status or "",
+                        f.tracking_company[:255],
+                        f.tracking_number[:255],
+                        f.tracking_url[:2048],
+                        f.estimated_delivery_at,
+                        f.delivered_at,
+                        f.platform_created_at,
+                        f.platform_updated_at,
+                        now,
+                        now,
+                    )
                     for f in fulfillments
                     if f.order_platform_id in order_ids
                 ),

@@ -84,12 +84,12 @@ def stream_lines(
 def _add_line(batch: BulkBatch, obj: dict, storefront_url: str = "") -> None:
     kind = normalize.bulk_line_kind(obj)
     parent = obj.get("__parentId")
-    if kind == "Order":
+    if kind == "LineItem" and parent:  # most lines: an order has several
+        batch.line_items.append((normalize.platform_id(parent), normalize.line_item_from_graphql(obj)))
+    elif kind == "Order":
         batch.orders.append(normalize.order_from_graphql(obj))
     elif kind == "Customer":
         batch.customers.append(normalize.customer_from_graphql(obj))
-    elif kind == "LineItem" and parent:
-        batch.line_items.append((normalize.platform_id(parent), normalize.line_item_from_graphql(obj)))
     elif kind == "Fulfillment":
         batch.fulfillments.append(
             normalize.fulfillment_from_graphql(obj, order_platform_id=normalize.platform_id(parent))

@@ -456,7 +456,8 @@ def product_from_graphql(node: dict, *, storefront_url: str = "", currency: str 
 
 def bulk_line_kind(line: dict) -> str:
     """Which object a bulk JSONL line holds: "Customer", "Order", "LineItem", "Product" … (from the gid)."""
-    gid = str(line.get("id") or "")
-    if gid.startswith("gid://shopify/"):
-        return gid[len("gid://shopify/") :].split("/", 1)[0]
-    return ""
+    gid = line.get("id")
+    if gid.__class__ is not str or not gid.startswith("gid://shopify/"):
+        return ""
+    end = gid.find("/", 14)  # len("gid://shopify/")
+    return gid[14:end] if end >= 0 else gid[14:]
