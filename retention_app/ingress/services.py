@@ -127,15 +127,16 @@ def webhook_delivery_receive(
     losing one could not be repaired, while a lost commerce delivery is repaired by the periodic
     reconciliation of the sync domain.
 
-    When the Redis buffer is on (retention_app/ingress/buffer.py), a delivery that is neither `critical` nor
-    `is_compliance` is parsed here, appended to the buffer and answered ACCEPTED: the drain stores it (same
+    When the Redis buffer is on (retention_app/ingress/buffer.py), a `raw_body` delivery that is neither
+    `critical` nor `is_compliance` is checked here, appended to the buffer and answered ACCEPTED: the drain
+    stores it (same
     unique webhook id: a duplicate is dropped there) and queues its processing. Should Redis fail, it is
     stored here as below."""
     if payload is None and raw_body is None:
         raise TypeError("webhook_delivery_receive needs payload or raw_body")
     if not critical and not is_compliance:
         url = buffer.request_url()
-        if url is not None and (payload is not None or _is_strict_json_object(raw_body)):
+        if url is not None and raw_body is not None and _is_strict_json_object(raw_body):
             shop_id = shop_id_for_domain(platform=platform, domain=shop_domain)
             if shop_id is None:
                 logger.info("webhook %s for unknown shop %s ignored (id %s)", topic, shop_domain, webhook_id)
@@ -152,7 +153,7 @@ def webhook_delivery_receive(
                     event_id=event_id,
                     api_version=api_version,
                     triggered_at=triggered_at.isoformat() if triggered_at else "",
-                    body=raw_body if raw_body is not None else json.dumps(payload),
+                    body=raw_body,
                 )
                 return ReceiveOutcome.ACCEPTED
             except Exception:
