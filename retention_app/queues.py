@@ -1,4 +1,6 @@
-"""Every Celery queue, in one place. Route a task with `@shared_task(queue=Queue.SYNC)`."""
+"""Every Celery queue, and which task goes to which, in one place (settings.CELERY_TASK_ROUTES).
+
+A task not listed runs on `default`. Glob patterns match task names (Celery's task_routes)."""
 
 from enum import StrEnum
 
@@ -11,3 +13,12 @@ class Queue(StrEnum):
 
 
 ALL_QUEUES = ",".join(q.value for q in Queue)
+
+TASK_ROUTES = {
+    "automations.messages_send_batch": {"queue": Queue.MESSAGES.value},
+    "retention_app.ingress.tasks.process_webhook_delivery": {"queue": Queue.WEBHOOKS.value},
+    "retention_app.ingress.tasks.drain_webhook_buffer": {"queue": Queue.WEBHOOKS.value},
+    "retention_app.ingress.tasks.requeue_stale_webhook_deliveries": {"queue": Queue.WEBHOOKS.value},
+    "shop_integrations.shopify.sync.*": {"queue": Queue.SYNC.value},
+    "shop_integrations.shopify.reconcile.*": {"queue": Queue.SYNC.value},
+}

@@ -15,6 +15,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from retention_app.queues import TASK_ROUTES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("BOOMERANG_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -246,6 +248,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = TASK_ROUTES  # retention_app/queues.py: which task runs on which queue
 CELERY_TIMEZONE = "UTC"
 
 # --- Logging -------------------------------------------------------------------------------------------

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from retention_app.queues import Queue
 
-
-@shared_task(name="automations.messages_dispatch", queue=Queue.DEFAULT, ignore_result=True)
+@shared_task(name="automations.messages_dispatch", ignore_result=True)
 def messages_dispatch() -> int:
     """Periodic (retention_app.schedules): claim due messages and enqueue their send batches."""
     from retention_app.automations import services
@@ -17,7 +15,6 @@ def messages_dispatch() -> int:
 
 @shared_task(
     name="automations.messages_send_batch",
-    queue=Queue.MESSAGES,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -33,7 +30,7 @@ def messages_send_batch(message_ids: list[int], claim_token: str) -> dict[str, i
     return counts
 
 
-@shared_task(name="automations.winback_scan", queue=Queue.DEFAULT, ignore_result=True)
+@shared_task(name="automations.winback_scan", ignore_result=True)
 def winback_scan() -> None:
     """Periodic: one win-back scan task per installed shop."""
     from retention_app.shops.models import Shop
@@ -42,7 +39,7 @@ def winback_scan() -> None:
         winback_scan_shop.delay(shop_id)
 
 
-@shared_task(name="automations.winback_scan_shop", queue=Queue.DEFAULT, acks_late=True, ignore_result=True)
+@shared_task(name="automations.winback_scan_shop", acks_late=True, ignore_result=True)
 def winback_scan_shop(shop_id: int) -> int:
     from retention_app.automations import services
     from retention_app.shops.models import Shop
@@ -53,7 +50,7 @@ def winback_scan_shop(shop_id: int) -> int:
     return services.winback_schedule_lapsed(shop=shop)
 
 
-@shared_task(name="automations.orders_catch_up", queue=Queue.DEFAULT, ignore_result=True)
+@shared_task(name="automations.orders_catch_up", ignore_result=True)
 def orders_catch_up() -> int:
     """Periodic: recent orders without automation messages go through the order rules (safety net)."""
     from retention_app.automations import services

@@ -10,13 +10,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from retention_app.ingress import services
-from retention_app.queues import Queue
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    queue=Queue.WEBHOOKS,
     acks_late=True,
     reject_on_worker_lost=True,
     # A database connection lost outside the handler's savepoint is transient too.
@@ -35,7 +33,7 @@ def process_webhook_delivery(delivery_id: int) -> None:
     services.webhook_delivery_process(delivery_id=delivery_id)
 
 
-@shared_task(queue=Queue.WEBHOOKS, ignore_result=True)
+@shared_task(ignore_result=True)
 def requeue_stale_webhook_deliveries() -> int:
     """Periodic: drain the Redis buffer (deliveries a lost drain left there), then enqueue again deliveries
     left pending (lost enqueue, retries exhausted by a crash)."""
@@ -48,14 +46,13 @@ def requeue_stale_webhook_deliveries() -> int:
     return services.webhook_deliveries_requeue_stale()
 
 
-@shared_task(queue=Queue.DEFAULT, ignore_result=True)
+@shared_task(ignore_result=True)
 def purge_old_webhook_deliveries() -> int:
     """Periodic: delete handled deliveries past the retention period (they contain personal data)."""
     return services.webhook_deliveries_purge()
 
 
 @shared_task(
-    queue=Queue.WEBHOOKS,
     acks_late=True,
     autoretry_for=(OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError),
     retry_backoff=2,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from retention_app.queues import Queue
 from shop_integrations.gateway import PlatformRetryableError
 
 from . import services
@@ -12,7 +11,6 @@ from . import services
 
 @shared_task(
     name="messaging.consent_write_back",
-    queue=Queue.DEFAULT,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(PlatformRetryableError,),
@@ -27,7 +25,7 @@ def consent_write_back(consent_change_id: int) -> None:
     services.consent_change_write_back(consent_change_id=consent_change_id)
 
 
-@shared_task(name="messaging.consent_write_back_requeue", queue=Queue.DEFAULT, ignore_result=True)
+@shared_task(name="messaging.consent_write_back_requeue", ignore_result=True)
 def consent_write_back_requeue() -> int:
     """Periodic: enqueue again write-backs left unsynced (lost task, flushed broker, retries exhausted)."""
     return services.consent_changes_requeue_unsynced()

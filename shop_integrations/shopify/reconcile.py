@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from retention_app.commerce import services
 from retention_app.commerce.models import SyncJob
-from retention_app.queues import Queue
 from retention_app.shops.models import Shop
 from shop_integrations.shopify import normalize
 from shop_integrations.shopify.client import ShopifyClient
@@ -94,7 +93,6 @@ def _pages(client: ShopifyClient, document: str, field: str, query: str):
 
 
 @shared_task(
-    queue=Queue.SYNC,
     acks_late=True,
     autoretry_for=(ShopifyRetryableError,),
     retry_backoff=30,
@@ -106,7 +104,7 @@ def reconcile_shop_task(shop_id: int) -> int:
     return reconcile_shop(shop=shop) if shop is not None else 0
 
 
-@shared_task(queue=Queue.SYNC)
+@shared_task
 def reconcile_all_shops() -> int:
     ids = list(
         Shop.objects.filter(platform=Shop.Platform.SHOPIFY, status=Shop.Status.INSTALLED).values_list(

@@ -27,7 +27,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from retention_app.commerce.models import SyncJob
-from retention_app.queues import Queue
 from retention_app.shops.models import Shop
 from shop_integrations.shopify import bulk, normalize
 from shop_integrations.shopify.client import ShopifyClient
@@ -270,7 +269,6 @@ def resume_stalled() -> int:
 
 
 @shared_task(
-    queue=Queue.SYNC,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(ShopifyRetryableError,),
@@ -286,6 +284,6 @@ def run_sync_job(job_id: int) -> str:
     return outcome
 
 
-@shared_task(queue=Queue.SYNC)
+@shared_task
 def resume_stalled_sync_jobs() -> int:
     return resume_stalled()

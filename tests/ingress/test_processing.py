@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from celery import current_app
 from django.db import OperationalError
 
 from retention_app.ingress import services
@@ -56,7 +57,8 @@ def install(monkeypatch):
 def test_the_task_is_idempotent_late_acked_and_on_the_webhooks_queue():
     assert process_webhook_delivery.acks_late is True
     assert process_webhook_delivery.reject_on_worker_lost is True
-    assert process_webhook_delivery.queue == Queue.WEBHOOKS
+    route = current_app.amqp.router.route({}, process_webhook_delivery.name, (), {})
+    assert route["queue"].name == Queue.WEBHOOKS
 
 
 def test_a_delivery_is_dispatched_to_its_topic_handler_once(shop, install):
