@@ -26,6 +26,8 @@ from urllib.parse import urlencode
 
 import requests
 
+from retention_app.queues import ALL_QUEUES
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SHOP = "demo.devstore.test"
 
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         procs.start(
             "worker",
             [py, "-m", "celery", "-A", "retention_app", "worker", "--beat", "--concurrency", "2",
-             "-Q", "webhooks,sync,messages,default", "--loglevel", "INFO",
+             "-Q", ALL_QUEUES, "--loglevel", "INFO",
              "--schedule", str(var / "celerybeat-schedule")],
             env,
         )  # fmt: skip

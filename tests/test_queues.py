@@ -24,7 +24,7 @@ def tasks():
         ("automations.messages_send_batch", Queue.MESSAGES),
         ("automations.messages_dispatch", Queue.DEFAULT),
         ("retention_app.ingress.tasks.process_webhook_delivery", Queue.WEBHOOKS),
-        ("retention_app.ingress.tasks.drain_webhook_buffer", Queue.WEBHOOKS),
+        ("retention_app.ingress.tasks.drain_webhook_buffer", Queue.INGRESS),
         ("shop_integrations.shopify.sync.run_sync_job", Queue.SYNC),
         ("shop_integrations.shopify.reconcile.reconcile_shop_task", Queue.SYNC),
         ("tracking.flush_page_views", Queue.DEFAULT),

@@ -109,7 +109,7 @@ def queue_drain() -> None:
     from retention_app.queues import Queue
 
     try:
-        enqueue_task(drain_webhook_buffer, (), queue=Queue.WEBHOOKS.value)
+        enqueue_task(drain_webhook_buffer, (), queue=Queue.INGRESS.value)
     except Exception:
         logger.exception("could not queue the webhook buffer drain; the sweep will drain")
 

@@ -25,7 +25,7 @@ TOPIC = "orders/create"
 @pytest.fixture
 def redis_client():
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    keys = (buffer.STREAM, buffer.DRAIN_FLAG, buffer.DEAD_LETTERS, "webhooks")
+    keys = (buffer.STREAM, buffer.DRAIN_FLAG, buffer.DEAD_LETTERS, "ingress", "webhooks")
     client.delete(*keys)
     yield client
     client.delete(*keys)
@@ -45,11 +45,12 @@ def buffered(redis_client, webhook_settings):
 
 
 def queued(client, task_suffix: str) -> list[list]:
-    """Arguments of the Celery messages waiting in the webhooks queue for the task named `...task_suffix`."""
+    """Arguments of the Celery messages waiting in the ingress and webhooks queues for the task named
+    `...task_suffix`."""
     import base64
 
     found = []
-    for raw in client.lrange("webhooks", 0, -1):
+    for raw in client.lrange("ingress", 0, -1) + client.lrange("webhooks", 0, -1):
         message = json.loads(raw)
         if message["headers"]["task"].endswith(task_suffix):
             found.append(json.loads(base64.b64decode(message["body"]))[0])
@@ -201,7 +202,7 @@ def test_a_long_backlog_is_drained_in_batches_and_the_rest_queued(shop, buffered
             triggered_at="",
             body=json.dumps({"id": n}),
         )
-    buffered.delete("webhooks")
+    buffered.delete("ingress", "webhooks")
 
     assert buffer.drain(batch_size=100, max_batches=2) == 200
     assert buffer.backlog() == 50
