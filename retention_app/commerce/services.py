@@ -19,6 +19,7 @@ Input is the platform-neutral dataclasses of shop_integrations.types, so nothing
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -29,6 +30,7 @@ import orjson
 import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.copy import FileWriter
 from psycopg.types.json import set_json_dumps
 
 from retention_app.commerce import events
@@ -496,6 +498,33 @@ def commerce_bulk_write(*, shop_id: int, batch: BulkBatch, durable: bool = True)
     durable=False (the backfill) lets PostgreSQL acknowledge the commit before its WAL is flushed
     (synchronous_commit off for this transaction only): a server crash can then lose the last batches, but
     always together with the resume offset committed beside them, so the resumed job writes them again."""
+    commerce_bulk_write_prepared(
+        shop_id=shop_id, prepared=commerce_bulk_prepare(shop_id=shop_id, batch=batch), durable=durable
+    )
+
+
+@dataclass
+class PreparedBulkBatch:
+    """A batch deduplicated and, on PostgreSQL, with its new orders' rows ready as COPY data."""
+
+    customers: list[CustomerData]
+    orders: list[OrderData]
+    line_items: list[tuple[str, LineItemData]]
+    fulfillments: list[FulfillmentData]
+    products: list[ProductData]
+    product_collections: list[tuple[str, str]]
+    # Orders not stored when prepared -> their reserved ids; their rows (and their line items' and
+    # fulfillments') are in `copies` as (COPY statement, binary COPY data).
+    new_order_ids: dict[str, int] = field(default_factory=dict)
+    copies: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def commerce_bulk_prepare(*, shop_id: int, batch: BulkBatch) -> PreparedBulkBatch:
+    """The part of commerce_bulk_write that may run before, and outside, the write transaction (the backfill
+    prepares batch N+1 in its parsing thread while batch N is written): duplicates dropped and, on
+    PostgreSQL, the orders not stored yet turned into binary COPY data with ids taken from the sequence and
+    their customers' ids (stub customers created, committed at once when outside a transaction: a stub is
+    what the write would create anyway). An order stored after this check is caught at write time."""
     customers = _newest(batch.customers)
     orders = _newest(batch.orders)
     line_items = list(batch.line_items)
@@ -508,14 +537,26 @@ def commerce_bulk_write(*, shop_id: int, batch: BulkBatch, durable: bool = True)
     fulfillments = _newest(fulfillments)
     if len({li.platform_id for _, li in line_items}) != len(line_items):  # else no (order, id) repeats
         line_items = list({(o, li.platform_id): (o, li) for o, li in line_items}.values())
+    prepared = PreparedBulkBatch(
+        customers, orders, line_items, fulfillments, _newest(batch.products), batch.product_collections
+    )
+    if connection.vendor == "postgresql" and orders:
+        with connection.cursor() as cursor:
+            _pg_prepare_new_orders(cursor.cursor, shop_id, prepared)
+    return prepared
+
+
+def commerce_bulk_write_prepared(*, shop_id: int, prepared: PreparedBulkBatch, durable: bool = True) -> None:
+    """Write a batch from commerce_bulk_prepare (see commerce_bulk_write), inside the caller's transaction."""
+    p = prepared
     if connection.vendor == "postgresql":
         if not durable:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        _pg_bulk_write(shop_id, customers, orders, line_items, fulfillments)
+        _pg_bulk_write(shop_id, p)
     else:
-        _orm_bulk_write(shop_id, customers, orders, line_items, fulfillments)
-    _bulk_write_products(shop_id, _newest(batch.products), batch.product_collections)
+        _orm_bulk_write(shop_id, p.customers, p.orders, p.line_items, p.fulfillments)
+    _bulk_write_products(shop_id, p.products, p.product_collections)
 
 
 def _bulk_write_products(
@@ -716,18 +757,18 @@ def _pg_copy(cursor, table: str, columns: str, rows: Iterable[tuple]) -> None:
             copy.write_row(row)
 
 
-def _pg_bulk_write(shop_id, customers, orders, line_items, fulfillments) -> None:
+def _pg_bulk_write(shop_id: int, prepared: PreparedBulkBatch) -> None:
     params = {"shop": shop_id}
+    orders, line_items, fulfillments = prepared.orders, prepared.line_items, prepared.fulfillments
     with connection.cursor() as cursor:
         cursor.execute(_PG_TEMP_TABLES)
-        if customers:
-            _pg_upsert_customers(cursor, customers, params)
-        if orders:
-            new_ids = _pg_insert_new_orders(cursor, shop_id, orders, line_items, fulfillments)
-            if new_ids:
-                orders = [o for o in orders if o.platform_id not in new_ids]
-                line_items = [(o, li) for o, li in line_items if o not in new_ids]
-                fulfillments = [f for f in fulfillments if f.order_platform_id not in new_ids]
+        if prepared.customers:
+            _pg_upsert_customers(cursor, prepared.customers, params)
+        if prepared.copies and _pg_copy_new_orders(cursor.cursor, prepared.copies):
+            new_ids = prepared.new_order_ids
+            orders = [o for o in orders if o.platform_id not in new_ids]
+            line_items = [(o, li) for o, li in line_items if o not in new_ids]
+            fulfillments = [f for f in fulfillments if f.order_platform_id not in new_ids]
         _pg_upsert(cursor, orders, line_items, fulfillments, params)
 
 
@@ -844,9 +885,9 @@ def _pg_upsert(cursor, orders, line_items, fulfillments, params) -> None:
 # Orders not stored yet (in a first backfill: all of them) skip the temporary tables and ON CONFLICT: their
 # ids are taken from the table's sequence up front, so they and their line items and fulfillments go in by
 # plain COPY into the indexed tables, the way PostgreSQL's own COPY loads them. Nothing stored can be
-# overwritten (none of these rows exists), so the upsert rules hold. An order stored concurrently after the
-# check fails the COPY on the unique constraint; the savepoint then drops this attempt and the batch takes
-# the upsert path.
+# overwritten (none of these rows exists), so the upsert rules hold. An order stored after the check (by a
+# webhook, or by a batch still being written when this one was prepared) fails the COPY on the unique
+# constraint; the savepoint then drops the COPY and the batch takes the upsert path.
 _PG_STUB_CUSTOMERS_FROM_ARRAYS = """
 INSERT INTO commerce_customer (shop_id, platform_id, email, first_name, last_name, phone, locale, timezone,
     tags, marketing_state, created_at, updated_at)
@@ -878,19 +919,21 @@ _FULFILLMENT_COPY = (
 )
 
 
-def _pg_copy_rows(raw, statement: tuple[str, list[str]], rows: Iterable[tuple]) -> None:
-    """Binary COPY of `rows` (no statement when there is none)."""
+def _pg_copy_data(raw, statement: tuple[str, list[str]], rows: Iterable[tuple]) -> bytes:
+    """Binary COPY data of `rows`, made without the server (b"" when there is no row)."""
     rows = iter(rows)
     first = next(rows, None)
     if first is None:
-        return
-    sql, types = statement
-    set_json_dumps(orjson.dumps, raw)  # jsonb columns: orjson instead of json.dumps, for this cursor only
-    with raw.copy(sql) as copy:
-        copy.set_types(types)
-        copy.write_row(first)
-        for row in rows:
-            copy.write_row(row)
+        return b""
+    buffer = io.BytesIO()
+    with raw.connection.cursor() as unused:  # a cursor that ran nothing (Copy requires it); only its adapters
+        set_json_dumps(orjson.dumps, unused)  # jsonb: orjson instead of json.dumps, for this cursor only
+        with psycopg.Copy(unused, binary=True, writer=FileWriter(buffer)) as copy:
+            copy.set_types(statement[1])
+            copy.write_row(first)
+            for row in rows:
+                copy.write_row(row)
+    return buffer.getvalue()
 
 
 def _pg_customer_ids(raw, shop_id: int, orders: list[OrderData]) -> dict[str, int]:
@@ -920,100 +963,117 @@ def _pg_stored_order_ids(raw, shop_id: int, orders: list[OrderData]) -> set[str]
     return {row[0] for row in raw.fetchall()}
 
 
-def _pg_insert_new_orders(cursor, shop_id, orders, line_items, fulfillments) -> dict[str, int]:
-    """COPY the batch's orders that are not stored yet, with their line items and fulfillments, straight into
-    the tables; returns {order platform id: id} of the orders written ({} when none was)."""
-    raw = cursor.cursor
+def _pg_prepare_new_orders(raw, shop_id: int, prepared: PreparedBulkBatch) -> None:
+    """Fill prepared.new_order_ids / copies with the orders not stored yet and their line items and
+    fulfillments."""
+    orders, line_items, fulfillments = prepared.orders, prepared.line_items, prepared.fulfillments
     stored = _pg_stored_order_ids(raw, shop_id, orders)
     new = [o for o in orders if o.platform_id not in stored] if stored else orders
     if not new:
-        return {}
+        return
+    customer_ids = _pg_customer_ids(raw, shop_id, new)
+    raw.execute(
+        "SELECT nextval(pg_get_serial_sequence('commerce_order', 'id')) FROM generate_series(1, %s)",
+        [len(new)],
+    )
+    order_ids = {o.platform_id: row[0] for o, row in zip(new, raw.fetchall(), strict=True)}
+    now = timezone.now()
+    orders_data = _pg_copy_data(
+        raw,
+        _ORDER_COPY,
+        (
+            (
+                order_ids[o.platform_id],
+                shop_id,
+                customer_ids.get(o.customer_platform_id),
+                o.platform_id,
+                o.name[:64],
+                o.email[:320],
+                o.currency[:3],
+                o.total_price,
+                o.subtotal_price,
+                o.total_discounts,
+                o.financial_status[:32],
+                o.fulfillment_status[:32],
+                list(o.discount_codes),
+                o.customer_locale[:16],
+                o.buyer_accepts_marketing,
+                o.is_test,
+                o.cancelled_at,
+                o.cancel_reason[:64],
+                o.placed_at,
+                o.platform_updated_at,
+                now,
+                now,
+            )
+            for o in new
+        ),
+    )
+    items_data = _pg_copy_data(
+        raw,
+        _LINE_ITEM_COPY,
+        (
+            (
+                shop_id,
+                order_ids[o],
+                li.platform_id,
+                li.product_platform_id,
+                li.variant_platform_id,
+                li.title[:512],
+                li.sku[:255],
+                max(0, li.quantity),
+                li.price,
+            )
+            for o, li in line_items
+            if o in order_ids
+        ),
+    )
+    fulfillments_data = _pg_copy_data(
+        raw,
+        _FULFILLMENT_COPY,
+        (
+            (
+                shop_id,
+                order_ids[f.order_platform_id],
+                f.platform_id,
+                f.status[:32],
+                f.shipment_status or "",
+                f.tracking_company[:255],
+                f.tracking_number[:255],
+                f.tracking_url[:2048],
+                f.estimated_delivery_at,
+                f.delivered_at,
+                f.platform_created_at,
+                f.platform_updated_at,
+                now,
+                now,
+            )
+            for f in fulfillments
+            if f.order_platform_id in order_ids
+        ),
+    )
+    prepared.new_order_ids = order_ids
+    prepared.copies = [
+        (statement[0], data)
+        for statement, data in (
+            (_ORDER_COPY, orders_data),
+            (_LINE_ITEM_COPY, items_data),
+            (_FULFILLMENT_COPY, fulfillments_data),
+        )
+        if data
+    ]
+
+
+def _pg_copy_new_orders(raw, copies: list[tuple[str, bytes]]) -> bool:
+    """COPY prepared data in a savepoint; False (nothing written) when a row exists by now."""
     try:
         with transaction.atomic():
-            customer_ids = _pg_customer_ids(raw, shop_id, new)
-            raw.execute(
-                "SELECT nextval(pg_get_serial_sequence('commerce_order', 'id')) FROM generate_series(1, %s)",
-                [len(new)],
-            )
-            order_ids = {o.platform_id: row[0] for o, row in zip(new, raw.fetchall(), strict=True)}
-            now = timezone.now()
-            _pg_copy_rows(
-                raw,
-                _ORDER_COPY,
-                (
-                    (
-                        order_ids[o.platform_id],
-                        shop_id,
-                        customer_ids.get(o.customer_platform_id),
-                        o.platform_id,
-                        o.name[:64],
-                        o.email[:320],
-                        o.currency[:3],
-                        o.total_price,
-                        o.subtotal_price,
-                        o.total_discounts,
-                        o.financial_status[:32],
-                        o.fulfillment_status[:32],
-                        list(o.discount_codes),
-                        o.customer_locale[:16],
-                        o.buyer_accepts_marketing,
-                        o.is_test,
-                        o.cancelled_at,
-                        o.cancel_reason[:64],
-                        o.placed_at,
-                        o.platform_updated_at,
-                        now,
-                        now,
-                    )
-                    for o in new
-                ),
-            )
-            _pg_copy_rows(
-                raw,
-                _LINE_ITEM_COPY,
-                (
-                    (
-                        shop_id,
-                        order_ids[o],
-                        li.platform_id,
-                        li.product_platform_id,
-                        li.variant_platform_id,
-                        li.title[:512],
-                        li.sku[:255],
-                        max(0, li.quantity),
-                        li.price,
-                    )
-                    for o, li in line_items
-                    if o in order_ids
-                ),
-            )
-            _pg_copy_rows(
-                raw,
-                _FULFILLMENT_COPY,
-                (
-                    (
-                        shop_id,
-                        order_ids[f.order_platform_id],
-                        f.platform_id,
-                        f.status[:32],
-                        f.shipment_status or "",
-                        f.tracking_company[:255],
-                        f.tracking_number[:255],
-                        f.tracking_url[:2048],
-                        f.estimated_delivery_at,
-                        f.delivered_at,
-                        f.platform_created_at,
-                        f.platform_updated_at,
-                        now,
-                        now,
-                    )
-                    for f in fulfillments
-                    if f.order_platform_id in order_ids
-                ),
-            )
+            for sql, data in copies:
+                with raw.copy(sql) as copy:
+                    copy.write(data)
     except (IntegrityError, psycopg.IntegrityError):
-        return {}
-    return order_ids
+        return False
+    return True
 
 
 def _fresh(model, shop_id: int, rows: list) -> list:

@@ -23,7 +23,12 @@ import orjson
 import requests
 from django.db import connection, connections, transaction
 
-from retention_app.commerce.services import BulkBatch, commerce_bulk_write
+from retention_app.commerce.services import (
+    BulkBatch,
+    PreparedBulkBatch,
+    commerce_bulk_prepare,
+    commerce_bulk_write_prepared,
+)
 from shop_integrations.shopify import normalize
 from shop_integrations.shopify.http import ShopifyPermanentError, ShopifyRetryableError
 
@@ -117,10 +122,11 @@ def load_jsonl(
     `storefront_url` (the shop's storefront address). Lines that are not valid JSON or
     lack required fields raise normalize.PayloadError (the job fails with the line's offset).
 
-    On PostgreSQL outside a transaction (a worker), batches are written by a second thread with its own
-    connection while this one parses the next batch: parsing (Python) and writing (the server) overlap.
-    At most one batch waits between them, so memory stays constant. Inside a transaction (tests, callers
-    that need one) batches are written inline, in that transaction."""
+    On PostgreSQL outside a transaction (a worker), this thread parses each batch and prepares it (lookups,
+    binary COPY data: all the Python work) and a second thread with its own connection writes it while
+    this one goes on with the next: Python and the server work at the same time. At most one batch waits
+    between them, so memory stays constant. Inside a transaction (tests, callers that need one) batches
+    are written inline, in that transaction."""
     # The batch keeps ~100k container objects alive: the cyclic GC would traverse them (and the whole
     # process) again and again, ~15% of the parse CPU. Nothing here makes reference cycles.
     with _cyclic_gc_paused():
@@ -141,18 +147,12 @@ def load_jsonl(
                 last_offset = offset
                 if count >= batch_rows:
                     rows_done += count
-                    if writer:
-                        writer.submit(batch, rows_done, offset)
-                    else:
-                        _flush(shop_id, batch, on_batch, rows_done, offset)
+                    _hand_over(shop_id, batch, writer, on_batch, rows_done, offset)
                     batch = BulkBatch.empty()
                     count = 0
             if count:
                 rows_done += count
-                if writer:
-                    writer.submit(batch, rows_done, last_offset)
-                else:
-                    _flush(shop_id, batch, on_batch, rows_done, last_offset)
+                _hand_over(shop_id, batch, writer, on_batch, rows_done, last_offset)
         finally:
             if writer:
                 writer.close()  # waits for the last batch; re-raises the writer's error
@@ -175,9 +175,18 @@ def _can_pipeline() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _flush(shop_id, batch, on_batch, rows_done, offset) -> None:
+def _hand_over(shop_id, batch, writer, on_batch, rows_done, offset) -> None:
+    """Prepare the batch here (lookups, COPY data: Python work) and write it in the writer thread, or here."""
+    prepared = commerce_bulk_prepare(shop_id=shop_id, batch=batch)
+    if writer:
+        writer.submit(prepared, rows_done, offset)
+    else:
+        _flush(shop_id, prepared, on_batch, rows_done, offset)
+
+
+def _flush(shop_id, prepared, on_batch, rows_done, offset) -> None:
     with transaction.atomic():
-        commerce_bulk_write(shop_id=shop_id, batch=batch, durable=False)
+        commerce_bulk_write_prepared(shop_id=shop_id, prepared=prepared, durable=False)
         if on_batch is not None:
             on_batch(rows_done, offset)
 
@@ -198,8 +207,8 @@ class _BackgroundWriter:
             while (item := self.queue.get()) is not None:
                 if self.error is None:
                     try:
-                        batch, rows_done, offset = item
-                        _flush(self.shop_id, batch, self.on_batch, rows_done, offset)
+                        prepared, rows_done, offset = item
+                        _flush(self.shop_id, prepared, self.on_batch, rows_done, offset)
                     except BaseException as exc:  # handed to the parsing thread
                         self.error = exc
         finally:
@@ -215,8 +224,8 @@ class _BackgroundWriter:
             except queue.Full:
                 continue
 
-    def submit(self, batch: BulkBatch, rows_done: int, offset: int) -> None:
-        self._put((batch, rows_done, offset))
+    def submit(self, prepared: PreparedBulkBatch, rows_done: int, offset: int) -> None:
+        self._put((prepared, rows_done, offset))
 
     def close(self) -> None:
         self._put(None)

@@ -366,6 +366,23 @@ def test_pipelined_writer_outside_a_transaction_writes_everything_and_reports_er
         bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(make_orders_jsonl(40)), batch_rows=7, on_batch=fail)
 
 
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_pipelined_writer_with_an_order_repeated_in_the_next_batch_keeps_one_newest_row(shop):
+    """Batch N+1 is prepared (its new orders checked, COPY data made) while batch N is still being written:
+    an order in both is missed by the check, fails the COPY on the unique constraint, and the batch falls
+    back to the upserts: one row, the newer payload, its line items once."""
+    first = make_orders_jsonl(3, items_per_order=1)
+    again = json.loads(first.splitlines()[0])
+    again.update(name="#newer", updatedAt="2025-02-01T00:00:00Z")
+    data = first + json.dumps(again).encode() + b"\n" + first.splitlines()[1] + b"\n"
+    done = bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(data), batch_rows=6)
+    assert done == 8
+    order = Order.objects.get(shop=shop, platform_id="1")
+    assert order.name == "#newer" and order.line_items.count() == 1
+    assert Order.objects.filter(shop=shop).count() == 3 and LineItem.objects.filter(shop=shop).count() == 3
+
+
 def test_products_backfill_stores_the_catalog_with_storefront_urls_and_collections(shop):
     shop.storefront_url = "https://shop.example.co.th"
     shop.save(update_fields=["storefront_url"])
