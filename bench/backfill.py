@@ -7,11 +7,14 @@ PostgreSQL's own COPY of the same rows, in one run.
    COPY text files (untimed);
 2. baseline: `COPY commerce_order` + `COPY commerce_lineitem` of those rows into the real, indexed tables
    (the physical limit: no parsing, no conflict handling);
-3. ours: a fresh Python process runs shop_integrations.shopify.bulk.load_jsonl on the file (json parse ->
-   normalize to the neutral dataclasses -> COPY into temp tables -> INSERT … ON CONFLICT, batches of
-   SYNC_BULK_BATCH_ROWS with the resume offset committed per batch), and reports its peak RSS.
-It prints orders/s for both, the ratio, and peak RSS, for 100k and then 1M orders (BENCH_BACKFILL_SIZES,
-default "100000,1000000"). Targets: >= 20,000 orders/s and >= 40 % of COPY; RSS flat as the file grows.
+3. ours: a fresh Python process runs shop_integrations.shopify.bulk.load_jsonl on the file (orjson parse ->
+   normalize to the neutral dataclasses -> for orders not stored yet, as here: ids from the sequence and
+   binary COPY data made in the parsing thread, sent by the writer thread straight into the tables; stored
+   ones go through temp tables and INSERT … ON CONFLICT; batches of SYNC_BULK_BATCH_ROWS with the resume
+   offset committed per batch), and reports its peak RSS and CPU seconds.
+It prints orders/s for both, the ratio, peak RSS and the load average, for 100k and then 1M orders
+(BENCH_BACKFILL_SIZES, default "100000,1000000"). Targets: >= 20,000 orders/s and >= 40 % of COPY; RSS flat
+as the file grows. The machine's other work slows either side: read the ratio beside the load average.
 The line source is the file read in 1 MiB chunks (the same splitting as the HTTP stream), not HTTP.
 Rows are written for a dedicated shop (bench-backfill.myshopify.com) and deleted after each step.
 """
@@ -27,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.support import ensure_postgres_database
+from bench.support import ensure_postgres_database, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SHOP = "bench-backfill.myshopify.com"
@@ -185,8 +188,9 @@ def _load_child(path: str, shop_id: int) -> None:
         shop_id=shop_id, lines=_file_lines(Path(path)), batch_rows=batch, on_batch=lambda r, o: None
     )
     seconds = time.perf_counter() - started
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rows": rows, "rss_mb": rss_mb}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps({"seconds": seconds, "rows": rows, "rss_mb": usage.ru_maxrss / 1024, "cpu_s": cpu}))
 
 
 def main() -> None:
@@ -210,6 +214,7 @@ def main() -> None:
             size_mb = jsonl.stat().st_size / 1e6
             print(f"  {n:>9,} orders: generated {size_mb:,.0f} MB JSONL in {time.perf_counter() - t0:.0f}s")
             _clear(shop)
+            load_before = load_average()
             copy_s = _copy_baseline(shop, orders_copy, items_copy)
             assert Order.objects.filter(shop=shop).count() == n
             _clear(shop)
@@ -232,7 +237,8 @@ def main() -> None:
             print(
                 f"  {n:>9,} orders: COPY {copy_rate:>9,.0f} orders/s ({copy_s:.1f}s) | backfill writer "
                 f"{ours_rate:>9,.0f} orders/s ({result['seconds']:.1f}s) | ratio {ratio:.0%} | "
-                f"writer peak RSS {result['rss_mb']:.0f} MB | {ok}"
+                f"writer peak RSS {result['rss_mb']:.0f} MB, Python CPU {result['cpu_s']:.1f}s | {ok}"
+                f" | load {load_before} before, {load_average()} after"
             )
             _clear(shop)
             for path in (jsonl, orders_copy, items_copy):

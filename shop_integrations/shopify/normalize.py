@@ -61,15 +61,15 @@ class PayloadError(ValueError):
 
 def platform_id(value: Any) -> str:
     """Numeric id as text from a REST id (123) or a GraphQL gid ("gid://shopify/Order/123?x=1")."""
-    if value is None:
-        return ""
-    text = value if value.__class__ is str else str(value)
-    if text.startswith("gid://"):
-        text = text[text.rfind("/") + 1 :]
-        query = text.find("?")
-        if query >= 0:
-            text = text[:query]
-    return text
+    if value.__class__ is not str:
+        if value is None:
+            return ""
+        value = str(value)
+    if value.startswith("gid://"):
+        value = value.rpartition("/")[2]
+        if "?" in value:
+            value = value.partition("?")[0]
+    return value
 
 
 def parse_time(value: Any) -> dt.datetime | None:
