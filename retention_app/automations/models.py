@@ -15,6 +15,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import models
+from django.db.models import Q
 
 MONEY = {"max_digits": 18, "decimal_places": 4}
 
@@ -163,7 +164,13 @@ class Message(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["rule", "customer", "trigger_key"], name="automation_message_unique_trigger"
-            )
+            ),
+            # A claim token is held exactly while the row is being sent: the sender fences its writes by the
+            # token alone (automations.services._claimed_by).
+            models.CheckConstraint(
+                condition=Q(status="sending", claimed_by__gt="") | (~Q(status="sending") & Q(claimed_by="")),
+                name="automation_msg_claimed_iff_sending",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "due_at"], name="automation_msg_status_due"),

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import pytest
 import time_machine
 from django.utils import timezone
 
@@ -176,3 +177,18 @@ def test_catch_up_schedules_orders_whose_event_was_missed_but_not_history(shop, 
     assert services.automations_catch_up_orders() == 0
     assert set(Message.objects.values_list("order_id", flat=True)) == {missed.pk}
     assert not Message.objects.filter(order=history).exists()
+
+
+def test_a_claim_token_is_held_exactly_while_sending(shop, rules):
+    """The sender fences its writes by the claim token alone; the database holds the invariant."""
+    from django.db import IntegrityError, transaction
+
+    only(rules, "thank_you")
+    fire_order(OrderFactory(shop=shop, placed_at=minutes_ago(31)))
+    msg = Message.objects.get()
+    for status, token in (("sending", ""), ("scheduled", "T"), ("sent", "T")):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Message.objects.filter(pk=msg.pk).update(status=status, claimed_by=token)
+    assert services.messages_claim_due(limit=1, token="T") == [msg.pk]
+    with pytest.raises(ValueError):
+        services._fenced(msg, "")
