@@ -446,8 +446,9 @@ def product_upsert(*, shop, data: ProductData) -> UpsertResult:
 
 @dataclass
 class BulkBatch:
-    """Rows to write in one transaction. `line_items` / `fulfillments` carry their order's platform id, so
-    children of an order written in an earlier batch (bulk JSONL streams children after parents) attach."""
+    """Rows to write in one transaction. `line_items` / `fulfillments` carry their order's platform id, and
+    `fulfillment_events` their fulfillment's, so children of a parent written in an earlier batch (bulk JSONL
+    streams children after parents) attach."""
 
     customers: list[CustomerData]
     orders: list[OrderData]
@@ -456,6 +457,8 @@ class BulkBatch:
     products: list[ProductData] = field(default_factory=list)
     # (product platform id, collection platform id): bulk JSONL lists a product's collections as child lines.
     product_collections: list[tuple[str, str]] = field(default_factory=list)
+    # Tracking events (bulk JSONL child lines of a fulfillment), keyed by fulfillment_platform_id.
+    fulfillment_events: list[FulfillmentEventData] = field(default_factory=list)
 
     @classmethod
     def empty(cls) -> BulkBatch:
@@ -469,6 +472,7 @@ class BulkBatch:
             + len(self.fulfillments)
             + len(self.products)
             + len(self.product_collections)
+            + len(self.fulfillment_events)
         )
 
 
@@ -489,11 +493,13 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def commerce_bulk_write(*, shop_id: int, batch: BulkBatch, durable: bool = True) -> None:
-    """Write a batch of history rows (customers, orders, line items, fulfillments, products) with the same
-    rules as the single-row upserts (keyed by (shop, platform_id), never older over newer, replays are
-    harmless) but without events. Orders' embedded line items / fulfillments are written too. Orders whose
-    customer is not stored yet get a stub customer (filled when the customer arrives). Must run inside a
-    transaction the caller commits (the caller records its progress in the same transaction).
+    """Write a batch of history rows (customers, orders, line items, fulfillments, tracking events, products)
+    with the same rules as the single-row upserts (keyed by (shop, platform_id), never older over newer,
+    replays are harmless) but without domain events. Orders' embedded line items / fulfillments (and the
+    fulfillments' embedded tracking events) are written too. Orders whose customer is not stored yet get a
+    stub customer (filled when the customer arrives). Tracking events are inserted once per (fulfillment,
+    platform id) and never changed afterwards; those whose fulfillment is not stored are skipped. Must run
+    inside a transaction the caller commits (the caller records its progress in the same transaction).
 
     durable=False (the backfill) lets PostgreSQL acknowledge the commit before its WAL is flushed
     (synchronous_commit off for this transaction only): a server crash can then lose the last batches, but
@@ -517,6 +523,8 @@ class PreparedBulkBatch:
     # fulfillments') are in `copies` as (COPY statement, binary COPY data).
     new_order_ids: dict[str, int] = field(default_factory=dict)
     copies: list[tuple[str, bytes]] = field(default_factory=list)
+    # Deduplicated; their fulfillments' ids are looked up at write time (see _bulk_write_fulfillment_events).
+    fulfillment_events: list[FulfillmentEventData] = field(default_factory=list)
 
 
 def commerce_bulk_prepare(*, shop_id: int, batch: BulkBatch) -> PreparedBulkBatch:
@@ -538,7 +546,13 @@ def commerce_bulk_prepare(*, shop_id: int, batch: BulkBatch) -> PreparedBulkBatc
     if len({li.platform_id for _, li in line_items}) != len(line_items):  # else no (order, id) repeats
         line_items = list({(o, li.platform_id): (o, li) for o, li in line_items}.values())
     prepared = PreparedBulkBatch(
-        customers, orders, line_items, fulfillments, _newest(batch.products), batch.product_collections
+        customers,
+        orders,
+        line_items,
+        fulfillments,
+        _newest(batch.products),
+        batch.product_collections,
+        fulfillment_events=_bulk_events(batch.fulfillment_events, fulfillments),
     )
     if connection.vendor == "postgresql" and orders:
         with connection.cursor() as cursor:
@@ -556,7 +570,81 @@ def commerce_bulk_write_prepared(*, shop_id: int, prepared: PreparedBulkBatch, d
         _pg_bulk_write(shop_id, p)
     else:
         _orm_bulk_write(shop_id, p.customers, p.orders, p.line_items, p.fulfillments)
+    # After the fulfillments: an event of a fulfillment written just above (or in an earlier, committed
+    # batch: the backfill writes batches one after the other) finds it.
+    if p.fulfillment_events:
+        _bulk_write_fulfillment_events(shop_id, p.fulfillment_events)
     _bulk_write_products(shop_id, p.products, p.product_collections)
+
+
+def _bulk_events(
+    events: list[FulfillmentEventData], fulfillments: list[FulfillmentData]
+) -> list[FulfillmentEventData]:
+    """The batch's tracking events (event lines and events embedded in its fulfillments), one per
+    (fulfillment, platform id): the first seen, as the insert keeps the first stored."""
+    embedded = [e for f in fulfillments if f.events for e in f.events]
+    if embedded:
+        events = [*events, *embedded]
+    if len(events) < 2:
+        return list(events)
+    unique: dict[tuple[str, str], FulfillmentEventData] = {}
+    for event in events:
+        unique.setdefault((event.fulfillment_platform_id, event.platform_id), event)
+    return list(unique.values())
+
+
+# Fulfillment ids are looked up in chunks (SQLite limits the parameters of one statement).
+_EVENT_LOOKUP_CHUNK = 5000
+
+
+def _bulk_write_fulfillment_events(shop_id: int, events: list[FulfillmentEventData]) -> None:
+    """Insert tracking events, ON CONFLICT (fulfillment, platform_id) DO NOTHING, on every database (a shop
+    has a few events per shipment, not millions of rows: the ORM is enough). Their fulfillments' ids are read
+    now, in the write transaction, so a fulfillment written by this batch or an earlier one is found; an
+    event whose fulfillment is not stored (not in this shop, or its order line never came) is skipped.
+    A stored event is left as it is (a webhook stored it, or a replayed batch), so a resumed backfill
+    writes nothing twice. The fulfillment's shipment status is not moved: its own line carries the latest
+    status (displayStatus). City and province stay blank on an order erased by customers/redact."""
+    wanted = list({e.fulfillment_platform_id for e in events if e.fulfillment_platform_id})
+    parents: dict[str, tuple[int, bool]] = {}
+    for start in range(0, len(wanted), _EVENT_LOOKUP_CHUNK):
+        found = Fulfillment.objects.filter(
+            shop_id=shop_id, platform_id__in=wanted[start : start + _EVENT_LOOKUP_CHUNK]
+        ).values_list("platform_id", "id", "order__redacted_at")
+        parents.update((pid, (fid, redacted_at is not None)) for pid, fid, redacted_at in found)
+    rows: list[FulfillmentEvent] = []
+    orphans: list[FulfillmentEventData] = []
+    for e in events:
+        parent = parents.get(e.fulfillment_platform_id)
+        if parent is None:
+            orphans.append(e)
+            continue
+        fulfillment_id, redacted = parent
+        rows.append(
+            FulfillmentEvent(
+                shop_id=shop_id,
+                fulfillment_id=fulfillment_id,
+                platform_id=e.platform_id[:64],
+                status=e.status[:32],
+                happened_at=e.happened_at,
+                message=e.message,
+                city="" if redacted else e.city[:255],
+                province="" if redacted else e.province[:255],
+                country=e.country[:255],
+                estimated_delivery_at=e.estimated_delivery_at,
+            )
+        )
+    if orphans:
+        logger.debug(
+            "bulk write for shop %s: %d tracking event(s) skipped, fulfillment not stored (e.g. event %s of"
+            " fulfillment %r)",
+            shop_id,
+            len(orphans),
+            orphans[0].platform_id,
+            orphans[0].fulfillment_platform_id,
+        )
+    if rows:
+        FulfillmentEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
 
 
 def _bulk_write_products(

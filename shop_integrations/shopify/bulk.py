@@ -1,9 +1,10 @@
 """Stream a bulk-operation JSONL result into the commerce copy, in batches, resumably.
 
 Reference: https://shopify.dev/docs/api/usage/bulk-operations/queries#download-result-data
-The result is one JSON object per line; connection children (line items) follow their parent and carry
-`__parentId`; list fields (an order's fulfillments) stay embedded. Memory stays constant: the file is read
-as a stream (requests stream=True) line by line, and only the current batch is held.
+The result is one JSON object per line; connection children (line items, a fulfillment's tracking events,
+a product's collections) carry `__parentId` and may come in a later batch than their parent; list fields
+(an order's fulfillments) stay embedded. Memory stays constant: the file is read as a stream
+(requests stream=True) line by line, and only the current batch is held.
 
 Resume contract: after each batch, the rows AND the byte offset just past the batch's last line are
 committed in one transaction (`on_batch(rows_done, bytes_done)` runs inside it). A restart asks for the
@@ -98,6 +99,13 @@ def _add_line(batch: BulkBatch, obj: dict, storefront_url: str = "") -> None:
     elif kind == "Fulfillment":
         batch.fulfillments.append(
             normalize.fulfillment_from_graphql(obj, order_platform_id=normalize.platform_id(parent))
+        )
+    elif kind == "FulfillmentEvent":
+        # Its fulfillment's id is resolved when the batch is written (skipped when not stored).
+        batch.fulfillment_events.append(
+            normalize.fulfillment_event_from_graphql(
+                obj, fulfillment_platform_id=normalize.platform_id(parent)
+            )
         )
     elif kind == "Product":
         batch.products.append(normalize.product_from_graphql(obj, storefront_url=storefront_url))

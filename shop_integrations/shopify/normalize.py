@@ -324,6 +324,8 @@ def line_item_from_graphql(node: dict) -> LineItemData:
 
 
 def fulfillment_event_from_graphql(node: dict, *, fulfillment_platform_id: str) -> FulfillmentEventData:
+    """A GraphQL `FulfillmentEvent` node: embedded in a fulfillment's `events` connection, or a bulk JSONL
+    line whose `__parentId` is the fulfillment (the caller passes its platform id)."""
     return FulfillmentEventData(
         platform_id=platform_id(_require(node, "id", "fulfillment event")),
         fulfillment_platform_id=fulfillment_platform_id,

@@ -3,6 +3,7 @@ lifecycle (Shopify mocked at the HTTP boundary with `responses`)."""
 
 import datetime as dt
 import json
+import logging
 from decimal import Decimal
 
 import pytest
@@ -10,9 +11,17 @@ import responses
 from django.db.models import Sum
 
 from retention_app.commerce import selectors
-from retention_app.commerce.models import Customer, LineItem, Order, Product, SyncJob
+from retention_app.commerce.models import (
+    Customer,
+    Fulfillment,
+    FulfillmentEvent,
+    LineItem,
+    Order,
+    Product,
+    SyncJob,
+)
 from retention_app.shops.events import shop_installed
-from shop_integrations.shopify import bulk, sync
+from shop_integrations.shopify import bulk, normalize, sync
 from shop_integrations.shopify.client import ShopifyClient
 from shop_integrations.shopify.sync_handlers import COMMERCE_TOPIC_HANDLERS
 from tests.conftest import requires_postgres
@@ -401,3 +410,168 @@ def test_products_backfill_stores_the_catalog_with_storefront_urls_and_collectio
     teapot = Product.objects.get(shop=shop, platform_id="921728736")
     assert teapot.status == "DRAFT" and teapot.url == "https://shop.example.co.th/products/teapot"
     assert Product.objects.count() == 2
+
+
+# --- tracking events (FulfillmentEvent lines, `__parentId` = the fulfillment) -----------------------------
+
+
+def order_line(i: int, *, fulfilled: bool = True) -> dict:
+    return {
+        "id": f"gid://shopify/Order/{i}",
+        "name": f"#{1000 + i}",
+        "createdAt": "2025-01-01T00:00:00Z",
+        "updatedAt": "2025-01-02T00:00:00Z",
+        "currencyCode": "USD",
+        "totalPriceSet": {"shopMoney": {"amount": "10.00"}},
+        "customer": None,
+        "fulfillments": [
+            {
+                "id": f"gid://shopify/Fulfillment/{i}00",
+                "status": "SUCCESS",
+                "displayStatus": "IN_TRANSIT",
+                "createdAt": "2025-01-02T00:00:00Z",
+                "updatedAt": "2025-01-03T00:00:00Z",
+                "trackingInfo": [{"company": "Kerry Express", "number": f"KEX{i}", "url": None}],
+            }
+        ]
+        if fulfilled
+        else [],
+    }
+
+
+def event_line(event_id: int, fulfillment_gid: str, status: str = "IN_TRANSIT", **extra) -> dict:
+    return {
+        "id": f"gid://shopify/FulfillmentEvent/{event_id}",
+        "status": status,
+        "happenedAt": f"2025-01-0{3 + event_id % 5}T08:00:00Z",
+        "message": "Departed facility",
+        "city": "Bangkok",
+        "province": "Bangkok",
+        "country": "Thailand",
+        "zip": "10110",
+        "estimatedDeliveryAt": "2025-01-09T00:00:00Z",
+        "__parentId": fulfillment_gid,
+        **extra,
+    }
+
+
+def jsonl(*objects: dict) -> bytes:
+    return b"".join(json.dumps(o).encode() + b"\n" for o in objects)
+
+
+F1, F2 = "gid://shopify/Fulfillment/100", "gid://shopify/Fulfillment/200"
+EVENTS_JSONL = jsonl(
+    order_line(1),
+    event_line(1, F1, "CONFIRMED"),
+    order_line(2),
+    order_line(3, fulfilled=False),
+    event_line(2, F2),
+    event_line(3, F1),  # its fulfillment's order line is in an earlier batch
+    event_line(2, F2),  # the same event twice
+    event_line(4, "gid://shopify/Fulfillment/999"),  # a fulfillment that is not stored
+    event_line(5, F1, "DELIVERED", message="Delivered", estimatedDeliveryAt=None),
+)
+
+
+def stored_events(shop) -> dict[str, list[tuple]]:
+    found: dict[str, list[tuple]] = {}
+    for e in FulfillmentEvent.objects.filter(shop=shop).select_related("fulfillment"):
+        found.setdefault(e.fulfillment.platform_id, []).append((e.platform_id, e.status))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+EXPECTED_EVENTS = {
+    "100": [("1", "CONFIRMED"), ("3", "IN_TRANSIT"), ("5", "DELIVERED")],
+    "200": [("2", "IN_TRANSIT")],
+}
+
+
+@pytest.mark.parametrize("batch_rows", [2, 3, 100])
+def test_backfill_stores_tracking_events_once_and_skips_unknown_fulfillments(shop, caplog, batch_rows):
+    caplog.set_level(logging.DEBUG, logger="retention_app.commerce.services")
+    for _ in range(2):  # a replay (resumed job, second backfill) adds nothing
+        done = bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(EVENTS_JSONL), batch_rows=batch_rows)
+        assert done == 9
+        assert stored_events(shop) == EXPECTED_EVENTS
+    assert FulfillmentEvent.objects.count() == 4
+    event = FulfillmentEvent.objects.get(shop=shop, platform_id="1")
+    assert (event.message, event.city, event.province, event.country) == (
+        "Departed facility",
+        "Bangkok",
+        "Bangkok",
+        "Thailand",
+    )
+    assert event.happened_at == dt.datetime(2025, 1, 4, 8, 0, tzinfo=dt.UTC)
+    assert event.estimated_delivery_at == dt.datetime(2025, 1, 9, tzinfo=dt.UTC)
+    assert FulfillmentEvent.objects.get(platform_id="5").estimated_delivery_at is None
+    # the fulfillment keeps the status its own line says (history writes no status nor domain event)
+    assert Fulfillment.objects.get(shop=shop, platform_id="100").shipment_status == "IN_TRANSIT"
+    assert any(
+        "fulfillment not stored" in r.getMessage() and "'999'" in r.getMessage() for r in caplog.records
+    )
+    assert all(
+        r.levelno == logging.DEBUG for r in caplog.records if "fulfillment not stored" in r.getMessage()
+    )
+
+
+def test_backfill_events_never_attach_to_another_shops_fulfillment(shop, other_shop):
+    bulk.load_jsonl(shop_id=other_shop.pk, lines=lines_of(jsonl(order_line(1))))
+    assert Fulfillment.objects.filter(shop=other_shop, platform_id="100").exists()
+    done = bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(jsonl(event_line(1, F1))))
+    assert done == 1
+    assert FulfillmentEvent.objects.count() == 0
+
+
+def test_backfill_events_keep_a_redacted_orders_address_blank_and_a_stored_event_as_is(shop):
+    bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(jsonl(order_line(1), event_line(1, F1))))
+    Order.objects.filter(shop=shop, platform_id="1").update(
+        redacted_at=dt.datetime(2025, 2, 1, tzinfo=dt.UTC)
+    )
+    data = jsonl(event_line(1, F1, "DELIVERED"), event_line(2, F1))
+    bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(data))
+    first, second = FulfillmentEvent.objects.filter(shop=shop).order_by("platform_id")
+    assert (first.status, first.city) == ("IN_TRANSIT", "Bangkok")  # stored before: left as it was
+    assert (second.city, second.province, second.country) == ("", "", "Thailand")
+
+
+def test_crash_mid_load_resumes_without_duplicate_events(shop):
+    progress = {}
+
+    class Crash(Exception):
+        pass
+
+    def on_batch(rows_done, bytes_done):
+        if rows_done > 4:
+            raise Crash  # the second batch (with events of the first batch's fulfillment) rolls back
+        progress.update(rows=rows_done, offset=bytes_done)
+
+    with pytest.raises(Crash):
+        bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(EVENTS_JSONL), on_batch=on_batch, batch_rows=4)
+    assert progress["rows"] == 4
+    assert stored_events(shop) == {"100": [("1", "CONFIRMED")]}
+    done = bulk.load_jsonl(
+        shop_id=shop.pk, lines=lines_of(EVENTS_JSONL, progress["offset"]), rows_done=4, batch_rows=4
+    )
+    assert done == 9
+    assert stored_events(shop) == EXPECTED_EVENTS
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_pipelined_writer_stores_events_whose_fulfillment_came_in_an_earlier_batch(shop):
+    from django.db import connection
+
+    assert not connection.in_atomic_block  # batches go to the writer thread
+    seen = []
+    done = bulk.load_jsonl(
+        shop_id=shop.pk, lines=lines_of(EVENTS_JSONL), batch_rows=2, on_batch=lambda r, o: seen.append(r)
+    )
+    assert done == 9 and seen == [2, 4, 6, 8, 9]
+    assert stored_events(shop) == EXPECTED_EVENTS
+
+
+def test_an_event_line_without_its_time_fails_like_any_malformed_line(shop):
+    bad = event_line(1, F1)
+    del bad["happenedAt"]
+    with pytest.raises(normalize.PayloadError, match="happenedAt"):
+        bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(jsonl(order_line(1), bad)))
