@@ -10,7 +10,18 @@ import os
 import secrets
 import threading
 
-from graphql import FieldNode, OperationDefinitionNode, execute, parse
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLList,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    execute,
+    get_named_type,
+    get_nullable_type,
+    parse,
+)
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
@@ -35,9 +46,44 @@ def _connection_fields(selection_set, depth=0, found=None):
     return found
 
 
-def check_bulk_query(document) -> str | None:
+def _connection_within_list(schema, document, operation) -> bool:
+    """Does the query select a connection inside a list field (e.g. an order's `fulfillments { events }`)?
+    A connection's own `edges` / `nodes` lists do not count."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def walk(selection_set, parent_type, in_list: bool) -> bool:
+        for sel in selection_set.selections:
+            if isinstance(sel, InlineFragmentNode):
+                cond = schema.get_type(sel.type_condition.name.value) if sel.type_condition else parent_type
+                if cond is not None and walk(sel.selection_set, cond, in_list):
+                    return True
+            elif isinstance(sel, FragmentSpreadNode):
+                frag = fragments.get(sel.name.value)
+                cond = schema.get_type(frag.type_condition.name.value) if frag else None
+                if cond is not None and walk(frag.selection_set, cond, in_list):
+                    return True
+            elif isinstance(sel, FieldNode) and sel.selection_set:
+                field_def = (getattr(parent_type, "fields", None) or {}).get(sel.name.value)
+                if field_def is None:
+                    continue
+                field_type = get_nullable_type(field_def.type)
+                named = get_named_type(field_type)
+                if named.name.endswith("Connection") and in_list:
+                    return True
+                own_list = isinstance(field_type, GraphQLList) and not (
+                    parent_type.name.endswith("Connection") and sel.name.value in ("edges", "nodes")
+                )
+                if walk(sel.selection_set, named, in_list or own_list):
+                    return True
+        return False
+
+    return walk(operation.selection_set, schema.query_type, False)
+
+
+def check_bulk_query(document, schema=None) -> str | None:
     """The reason a bulk query is refused (Shopify's rules: one top-level connection, at most 5 connections,
-    nesting depth at most 2), or None."""
+    nesting depth at most 2, no connection inside a list field (checked when `schema` is given)), or None.
+    Messages are Shopify's."""
     ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if len(ops) != 1 or ops[0].operation.value != "query":
         return "Bulk queries must contain exactly one query operation"
@@ -51,6 +97,8 @@ def check_bulk_query(document) -> str | None:
         return "Bulk queries cannot contain more than 5 connections"
     if max(depth for _, depth in connections) > 2:
         return "Bulk queries cannot contain connections with a nesting depth greater than 2"
+    if schema is not None and _connection_within_list(schema, document, ops[0]):
+        return "Queries that contain a connection field within a list field are not currently supported."
     return None
 
 

@@ -387,7 +387,7 @@ def bulk_operation_run_query(info, query, groupObjects=False):  # noqa: N803
     problems = validate(info.schema, document)
     if problems:
         return {"errors": [_berr(f"Invalid bulk query: {problems[0].message}")]}
-    problem = check_bulk_query(document)
+    problem = check_bulk_query(document, info.schema)
     if problem:
         return {"errors": [_berr(problem)]}
     conn = ctx["conn"]

@@ -409,6 +409,11 @@ def test_bulk_operation_writes_jsonl_with_parent_ids(admin):
             "product { variants { edges { node { id } } } } } } } } } } } } } } }",
             "nesting depth",
         ),
+        (
+            # Shopify refuses a connection inside a list field (an order's fulfillments are a list)
+            "{ orders { edges { node { id fulfillments { id events { edges { node { id } } } } } } } }",
+            "Queries that contain a connection field within a list field are not currently supported.",
+        ),
     ],
 )
 def test_bulk_query_rules_answer_user_errors(admin, query, fragment):
