@@ -353,6 +353,15 @@ def _has_next_page(connection: Any) -> bool:
     return isinstance(connection, dict) and bool((connection.get("pageInfo") or {}).get("hasNextPage"))
 
 
+def fulfillment_events_from_graphql(node: dict) -> tuple[str, tuple[FulfillmentEventData, ...], bool]:
+    """A GraphQL `Fulfillment` node with its `events` connection -> (fulfillment platform id, its events,
+    whether the connection has more pages)."""
+    fid = platform_id(_require(node, "id", "fulfillment"))
+    connection = node.get("events")
+    events = tuple(fulfillment_event_from_graphql(e, fulfillment_platform_id=fid) for e in _nodes(connection))
+    return fid, events, _has_next_page(connection)
+
+
 def fulfillment_from_graphql(node: dict, *, order_platform_id: str = "") -> FulfillmentData:
     """A GraphQL `Fulfillment` (displayStatus is the latest shipment status)."""
     fid = platform_id(_require(node, "id", "fulfillment"))

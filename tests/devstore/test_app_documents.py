@@ -58,6 +58,11 @@ def sample_variables(store, root: str, names: dict[str, str]) -> dict:
             values[name] = made["data"]["webhookSubscriptionCreate"]["webhookSubscription"]["id"]
         elif name == "topic":
             values[name] = "ORDERS_CREATE"
+        elif name == "ids":  # fulfillment_events: the store's fulfillments
+            orders = ctl.graphql(
+                shop, token, "{ orders(first: 10) { nodes { fulfillments { id } } } }"
+            ).json()
+            values[name] = [f["id"] for o in orders["data"]["orders"]["nodes"] for f in o["fulfillments"]]
         elif name in ("uri", "callbackUrl"):
             values[name] = f"http://127.0.0.1:9/webhooks/shopify/{uuid.uuid4().hex[:6]}"
         elif name == "code":

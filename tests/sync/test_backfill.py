@@ -575,3 +575,29 @@ def test_an_event_line_without_its_time_fails_like_any_malformed_line(shop):
     del bad["happenedAt"]
     with pytest.raises(normalize.PayloadError, match="happenedAt"):
         bulk.load_jsonl(shop_id=shop.pk, lines=lines_of(jsonl(order_line(1), bad)))
+
+
+@responses.activate
+def test_tracking_history_reads_events_of_stored_fulfillments_and_stores_them_once(shop, monkeypatch):
+    from shop_integrations.shopify import tracking_history
+
+    bulk.load_jsonl(
+        shop_id=shop.pk, lines=lines_of(jsonl(order_line(1), order_line(2), order_line(3, fulfilled=False)))
+    )
+    monkeypatch.setattr(tracking_history, "FULFILLMENTS_PER_QUERY", 1)
+
+    def events_of(fid: str, *ids: int, more: bool = False) -> dict:
+        nodes = [{k: v for k, v in event_line(i, fid).items() if k != "__parentId"} for i in ids]
+        return {"id": fid, "events": {"pageInfo": {"hasNextPage": more}, "nodes": nodes}}
+
+    answers = [
+        {"nodes": [events_of(F1, 1, 3, more=True)]},
+        {"nodes": [None]},  # deleted on the store since
+    ] * 2
+    seen = graphql_answers(*answers)
+    client = ShopifyClient.with_token(shop.domain, "tok", sleep=lambda s: None)
+    for _ in range(2):  # run again: nothing written twice
+        assert tracking_history.backfill_tracking_events(shop=shop, client=client) == 2
+        assert stored_events(shop) == {"100": [("1", "IN_TRANSIT"), ("3", "IN_TRANSIT")]}
+    assert [s["variables"]["ids"] for s in seen[:2]] == [[F1], [F2]]  # order 3 has no fulfillment
+    assert "nodes(ids:" in seen[0]["query"]

@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from retention_app.commerce.models import Customer, LineItem, Order, Product, SyncJob
+from retention_app.commerce.models import Customer, FulfillmentEvent, LineItem, Order, Product, SyncJob
 from retention_app.commerce.selectors import commerce_totals_by_customer
 from retention_app.shops.services import AccessGrant, shop_credential_store
-from shop_integrations.shopify import sync
+from shop_integrations.shopify import sync, tracking_history
 from shop_integrations.shopify.client import ShopifyClient
 from tests.factories import ShopFactory
 
@@ -30,6 +30,38 @@ query($after: String) {
   }
 }
 """
+
+STORE_EVENTS = """
+query($after: String) {
+  orders(first: 10, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { fulfillments { id events(first: 20) { pageInfo { hasNextPage } nodes { id } } } }
+  }
+}
+"""
+
+
+def store_events(shop) -> dict[str, int]:
+    """The store's tracking events per fulfillment, read over its Admin API: {fulfillment id: events}."""
+    client = ShopifyClient.with_token(shop.domain, shop.devstore_token)
+    found, after = {}, None
+    while True:
+        page = client.execute(STORE_EVENTS, {"after": after})["orders"]
+        for order in page["nodes"]:
+            for f in order["fulfillments"]:
+                assert not f["events"]["pageInfo"]["hasNextPage"]
+                found[f["id"].rsplit("/", 1)[-1]] = len(f["events"]["nodes"])
+        if not page["pageInfo"]["hasNextPage"]:
+            return found
+        after = page["pageInfo"]["endCursor"]
+
+
+def app_events(shop) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for pid in FulfillmentEvent.objects.filter(shop=shop).values_list("fulfillment__platform_id", flat=True):
+        counts[pid] += 1
+    return dict(counts)
+
 
 STORE_PRODUCTS = """
 query($after: String) {
@@ -123,12 +155,20 @@ def test_backfill_of_a_seeded_store_equals_the_store(
     storefront = devstore.store_url(connected_shop.domain)
     for product in Product.objects.filter(shop=connected_shop):
         assert product.url == f"{storefront}/products/{product.handle}"
+    # the tracking history of the shipments (not in the bulk export: read per fulfillment afterwards)
+    client = ShopifyClient.with_token(connected_shop.domain, connected_shop.devstore_token)
+    read = tracking_history.backfill_tracking_events(shop=connected_shop, client=client)
+    expected_events = {pid: n for pid, n in store_events(connected_shop).items() if n}
+    assert read == sum(expected_events.values()) > 0
+    assert app_events(connected_shop) == expected_events
     # a second run writes nothing new
     before = list(Order.objects.filter(shop=connected_shop).order_by("pk").values_list("pk", "updated_at"))
     with django_capture_on_commit_callbacks(execute=True):
         sync.backfill_start(shop=connected_shop)
+    tracking_history.backfill_tracking_events(shop=connected_shop, client=client)
     after = list(Order.objects.filter(shop=connected_shop).order_by("pk").values_list("pk", "updated_at"))
     assert after == before
+    assert app_events(connected_shop) == expected_events
 
 
 @pytest.fixture
