@@ -131,6 +131,8 @@ class Courier:
         # SMTP: one connection per message of a group (`send_group`), opened on first use, kept open.
         self.slots: list[SMTPBackend] = []
         self.key: tuple = ()
+        # RFC 2920 PIPELINING of the envelope: None = when the server advertises it (tests force it on/off).
+        self.pipelining: bool | None = None
 
     def close(self) -> None:
         if not self.stepwise:
@@ -200,10 +202,14 @@ class Courier:
         return self.slots[index]
 
     def _close_slot(self, backend: SMTPBackend) -> None:
-        try:
-            backend.close()
-        except Exception:  # noqa: S110 (closing a broken connection may itself fail; nothing to do)
-            pass
+        """Close the socket without QUIT: the connection may be mid-transaction (after DATA the server would
+        take QUIT as body text and we would wait EMAIL_TIMEOUT for an answer) or already broken. The server
+        discards an unfinished transaction."""
+        if backend.connection is not None:
+            try:
+                backend.connection.close()
+            except Exception:  # noqa: S110 (closing a broken connection may itself fail; nothing to do)
+                pass
         backend.connection = None
 
     def _send_group_smtp(
@@ -273,30 +279,71 @@ class Courier:
             options = []
             if conn.does_esmtp and conn.has_extn("size"):
                 options.append(f"size={len(body)}")
-            code, resp = conn.mail(from_addr, options)
-            if code != 250:
-                self._reset(backend)
-                raise DeliveryRefused(f"sender refused: {code} {resp!r}", permanent=code >= 500)
-            refused = {}
-            for rcpt in recipients:
-                code, resp = conn.rcpt(rcpt)
-                if code not in (250, 251):
-                    refused[rcpt] = (code, resp)
-            if len(refused) == len(recipients):
-                self._reset(backend)
+            if self.pipelining if self.pipelining is not None else conn.has_extn("pipelining"):
+                mail_reply, rcpt_replies, data_reply = self._envelope_pipelined(
+                    conn, from_addr, options, recipients
+                )
+            else:
+                mail_reply, rcpt_replies, data_reply = self._envelope_stepwise(
+                    conn, from_addr, options, recipients
+                )
+            refused = {
+                r: reply
+                for r, reply in zip(recipients, rcpt_replies, strict=True)
+                if reply[0] not in (250, 251)
+            }
+            failure = None
+            if mail_reply[0] != 250:
+                failure = DeliveryRefused(
+                    f"sender refused: {mail_reply[0]} {mail_reply[1]!r}", permanent=mail_reply[0] >= 500
+                )
+            elif len(refused) == len(recipients):
                 code = min(c for c, _ in refused.values())
-                raise DeliveryRefused(f"recipient refused: {refused}", permanent=code >= 500)
-            conn.putcmd("data")
-            code, resp = conn.getreply()
-            if code != 354:
-                self._reset(backend)
-                raise DeliveryRefused(f"DATA refused: {code} {resp!r}", permanent=code >= 500)
+                failure = DeliveryRefused(f"recipient refused: {refused}", permanent=code >= 500)
+            elif data_reply is not None and data_reply[0] != 354:
+                failure = DeliveryRefused(
+                    f"DATA refused: {data_reply[0]} {data_reply[1]!r}", permanent=data_reply[0] >= 500
+                )
+            if failure is not None:
+                if data_reply is not None and data_reply[0] == 354:
+                    # The server is waiting for a body we will not send: drop the connection (it discards).
+                    self._close_slot(backend)
+                else:
+                    self._reset(backend)
+                raise failure
             return body
         except DeliveryRefused:
             raise
         except (smtplib.SMTPException, OSError) as exc:
             self._close_slot(backend)
             raise DeliveryNotStarted(f"{type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _envelope_stepwise(conn: smtplib.SMTP, from_addr: str, options: list[str], recipients: list[str]):
+        """MAIL, each RCPT, DATA: one round trip each, stopping at the first answer that ends the attempt.
+        Returns (MAIL reply, RCPT replies, DATA reply or None when DATA was not sent)."""
+        mail_reply = conn.mail(from_addr, options)
+        if mail_reply[0] != 250:
+            return mail_reply, [(0, b"not tried")] * len(recipients), None
+        rcpt_replies = [conn.rcpt(rcpt) for rcpt in recipients]
+        if all(code not in (250, 251) for code, _ in rcpt_replies):
+            return mail_reply, rcpt_replies, None
+        conn.putcmd("data")
+        return mail_reply, rcpt_replies, conn.getreply()
+
+    @staticmethod
+    def _envelope_pipelined(conn: smtplib.SMTP, from_addr: str, options: list[str], recipients: list[str]):
+        """MAIL, every RCPT and DATA in one write, then their replies in order (RFC 2920 PIPELINING): one
+        round trip instead of 2 + len(recipients). The server answers DATA with 354 only when MAIL and at
+        least one RCPT succeeded."""
+        option_text = "".join(f" {option}" for option in options)
+        commands = [f"mail FROM:{smtplib.quoteaddr(from_addr)}{option_text}\r\n"]
+        commands += [f"rcpt TO:{smtplib.quoteaddr(rcpt)}\r\n" for rcpt in recipients]
+        commands.append("data\r\n")
+        conn.send("".join(commands))
+        mail_reply = conn.getreply()
+        rcpt_replies = [conn.getreply() for _ in recipients]
+        return mail_reply, rcpt_replies, conn.getreply()
 
     def _reset(self, backend: SMTPBackend) -> None:
         try:
