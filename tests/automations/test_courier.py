@@ -68,7 +68,9 @@ def test_a_refused_recipient_fails_its_message_only(server, pipelining):
     assert isinstance(results[2], delivery.DeliveryRefused) and not results[2].permanent
     assert sorted(rcpts[0] for _, rcpts in server.received) == ["ana@example.com", "ben@example.com"]
     # Every connection is still usable (the refused ones were reset, not left mid-transaction).
-    again = courier.send_group([_email(f"c{i}@example.com") for i in range(4)], commit_points=lambda indexes: set())
+    again = courier.send_group(
+        [_email(f"c{i}@example.com") for i in range(4)], commit_points=lambda indexes: set()
+    )
     assert all(isinstance(r, delivery.ClaimLost) for r in again)  # no commit point: nothing sent ...
     again = courier.send_group(
         [_email(f"c{i}@example.com") for i in range(4)], commit_points=lambda indexes: set(indexes)
