@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from retention_app.commerce.models import SyncJob
 from retention_app.shops.models import Shop
-from shop_integrations.shopify import bulk, normalize
+from shop_integrations.shopify import bulk, normalize, tracking_history
 from shop_integrations.shopify.client import ShopifyClient
 from shop_integrations.shopify.documents import load
 from shop_integrations.shopify.http import ShopifyPermanentError, ShopifyRetryableError
@@ -51,6 +51,9 @@ ProgressCallback = Callable[[SyncJob], None]
 
 
 # --- starting ---------------------------------------------------------------------------------------
+
+# Shipments whose tracking events the backfill reads (one GraphQL query per 15 fulfillments).
+TRACKING_HISTORY_DAYS = 60
 
 
 def backfill_start(*, shop: Shop) -> list[SyncJob]:
@@ -154,6 +157,10 @@ def sync_job_run(
                 _save(job)  # renew the lease while waiting
         if job.status == SyncJob.Status.DOWNLOADING:
             _download(job, progress)
+            if job.kind == SyncJob.Kind.ORDERS and job.status == SyncJob.Status.COMPLETED:
+                # The bulk export cannot carry the shipments' tracking events: read them now.
+                shop_id = job.shop_id
+                transaction.on_commit(lambda: backfill_tracking_history.delay(shop_id))
     except ShopifyRetryableError:
         _release(job)
         raise
@@ -282,6 +289,27 @@ def run_sync_job(job_id: int) -> str:
     if outcome == "waiting":
         run_sync_job.apply_async((job_id,), countdown=15)
     return outcome
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ShopifyRetryableError,),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=20,
+)
+def backfill_tracking_history(shop_id: int) -> int:
+    """After the orders backfill: the tracking events of the shipments of the last TRACKING_HISTORY_DAYS
+    (older ones were delivered long ago; a shipment's later events arrive by webhook). Idempotent."""
+    shop = Shop.objects.filter(pk=shop_id, status=Shop.Status.INSTALLED).first()
+    if shop is None:
+        return 0
+    since = timezone.now() - dt.timedelta(days=TRACKING_HISTORY_DAYS)
+    return tracking_history.backfill_tracking_events(
+        shop=shop, client=ShopifyClient.for_shop(shop), since=since
+    )
 
 
 @shared_task
