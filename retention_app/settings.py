@@ -233,12 +233,13 @@ SPECTACULAR_SETTINGS = {"TITLE": "Boomerang API", "VERSION": "1.0.0", "SERVE_INC
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL_OVERRIDE", default="") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = Path(env.str("BOOMERANG_BROKER_DIR", default=str(VAR_DIR / "celery-broker")))
-    for _sub in ("", "processed"):
+    for _sub in ("", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # exchange tables (else ./control in the cwd)
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
