@@ -544,10 +544,13 @@ def messages_dispatch(
     now = now or timezone.now()
     if recover:
         messages_recover_stale(now=now)
-    in_flight = Message.objects.filter(status=Message.Status.SENDING).count()
-    room = DISPATCH_MAX_IN_FLIGHT - in_flight
-    if max_claims is not None:
-        room = min(room, max_claims)
+    if max_claims is None:
+        room = DISPATCH_MAX_IN_FLIGHT - Message.objects.filter(status=Message.Status.SENDING).count()
+    else:
+        # A send task hands the places of the batch it finished to the next rows: the number in flight
+        # stays where the periodic run set it, without counting the "sending" rows again (that count
+        # walks an index whose "sending" entries pile up until VACUUM: ~200 ms per call at 20k sends).
+        room = max_claims
     claimed = 0
     while room > 0:
         token = uuid.uuid4().hex
