@@ -886,6 +886,38 @@ def _pg_upsert_customers(cursor, customers, params) -> None:
     cursor.execute(_PG_UPSERT_CUSTOMERS, params)
 
 
+# The columns both PostgreSQL write paths (upsert through temporary tables, COPY of new orders) take from the
+# neutral dataclasses, as tuples (the hot path), truncated like _order_fields / _line_item_fields /
+# _fulfillment_fields above (the ORM path): one place for the two PostgreSQL paths.
+def _order_row_head(o: OrderData) -> tuple:
+    return (
+        o.name[:64], o.email[:320], o.currency[:3], o.total_price, o.subtotal_price, o.total_discounts,
+        o.financial_status[:32], o.fulfillment_status[:32],
+    )  # fmt: skip
+
+
+def _order_row_tail(o: OrderData) -> tuple:
+    return (
+        o.customer_locale[:16], o.buyer_accepts_marketing, o.is_test, o.cancelled_at, o.cancel_reason[:64],
+        o.placed_at, o.platform_updated_at,
+    )  # fmt: skip
+
+
+def _line_item_row(li: LineItemData) -> tuple:
+    return (
+        li.platform_id, li.product_platform_id[:64], li.variant_platform_id[:64], li.title[:512],
+        li.sku[:255], max(0, li.quantity), li.price,
+    )  # fmt: skip
+
+
+def _fulfillment_row(f: FulfillmentData) -> tuple:
+    return (
+        f.platform_id, f.status[:32], f.shipment_status or "", f.tracking_company[:255],
+        f.tracking_number[:255], f.tracking_url[:2048], f.estimated_delivery_at, f.delivered_at,
+        f.platform_created_at, f.platform_updated_at,
+    )  # fmt: skip
+
+
 def _pg_upsert(cursor, orders, line_items, fulfillments, params) -> None:
     """COPY into temporary tables, then INSERT … SELECT … ON CONFLICT (rows that may be stored already)."""
     if orders:
@@ -897,26 +929,10 @@ def _pg_upsert(cursor, orders, line_items, fulfillments, params) -> None:
             " buyer_accepts_marketing, is_test, cancelled_at, cancel_reason, placed_at,"
             " platform_updated_at",
             (
-                (
-                    o.platform_id,
-                    o.customer_platform_id,
-                    o.name[:64],
-                    o.email[:320],
-                    o.currency[:3],
-                    o.total_price,
-                    o.subtotal_price,
-                    o.total_discounts,
-                    o.financial_status[:32],
-                    o.fulfillment_status[:32],
-                    json.dumps(list(o.discount_codes)) if o.discount_codes else "[]",
-                    o.customer_locale[:16],
-                    o.buyer_accepts_marketing,
-                    o.is_test,
-                    o.cancelled_at,
-                    o.cancel_reason[:64],
-                    o.placed_at,
-                    o.platform_updated_at,
-                )
+                (o.platform_id, o.customer_platform_id)
+                + _order_row_head(o)
+                + (json.dumps(list(o.discount_codes)) if o.discount_codes else "[]",)
+                + _order_row_tail(o)
                 for o in orders
             ),
         )
@@ -928,19 +944,7 @@ def _pg_upsert(cursor, orders, line_items, fulfillments, params) -> None:
             "boomerang_tmp_lineitem",
             "order_platform_id, platform_id, product_platform_id, variant_platform_id, title, sku,"
             " quantity, price",
-            (
-                (
-                    order_id,
-                    li.platform_id,
-                    li.product_platform_id,
-                    li.variant_platform_id,
-                    li.title[:512],
-                    li.sku[:255],
-                    max(0, li.quantity),
-                    li.price,
-                )
-                for order_id, li in line_items
-            ),
+            ((order_id, *_line_item_row(li)) for order_id, li in line_items),
         )
         cursor.execute(_PG_UPSERT_LINE_ITEMS, params)
     if fulfillments:
@@ -950,22 +954,7 @@ def _pg_upsert(cursor, orders, line_items, fulfillments, params) -> None:
             "order_platform_id, platform_id, status, shipment_status, tracking_company, tracking_number,"
             " tracking_url, estimated_delivery_at, delivered_at, platform_created_at,"
             " platform_updated_at",
-            (
-                (
-                    f.order_platform_id,
-                    f.platform_id,
-                    f.status[:32],
-                    f.shipment_status or "",
-                    f.tracking_company[:255],
-                    f.tracking_number[:255],
-                    f.tracking_url[:2048],
-                    f.estimated_delivery_at,
-                    f.delivered_at,
-                    f.platform_created_at,
-                    f.platform_updated_at,
-                )
-                for f in fulfillments
-            ),
+            ((f.order_platform_id, *_fulfillment_row(f)) for f in fulfillments),
         )
         cursor.execute(_PG_UPSERT_FULFILLMENTS, params)
 
@@ -1070,72 +1059,24 @@ def _pg_prepare_new_orders(raw, shop_id: int, prepared: PreparedBulkBatch) -> No
         raw,
         _ORDER_COPY,
         (
-            (
-                order_ids[o.platform_id],
-                shop_id,
-                customer_ids.get(o.customer_platform_id),
-                o.platform_id,
-                o.name[:64],
-                o.email[:320],
-                o.currency[:3],
-                o.total_price,
-                o.subtotal_price,
-                o.total_discounts,
-                o.financial_status[:32],
-                o.fulfillment_status[:32],
-                list(o.discount_codes),
-                o.customer_locale[:16],
-                o.buyer_accepts_marketing,
-                o.is_test,
-                o.cancelled_at,
-                o.cancel_reason[:64],
-                o.placed_at,
-                o.platform_updated_at,
-                now,
-                now,
-            )
+            (order_ids[o.platform_id], shop_id, customer_ids.get(o.customer_platform_id), o.platform_id)
+            + _order_row_head(o)
+            + (list(o.discount_codes),)
+            + _order_row_tail(o)
+            + (now, now)
             for o in new
         ),
     )
     items_data = _pg_copy_data(
         raw,
         _LINE_ITEM_COPY,
-        (
-            (
-                shop_id,
-                order_ids[o],
-                li.platform_id,
-                li.product_platform_id,
-                li.variant_platform_id,
-                li.title[:512],
-                li.sku[:255],
-                max(0, li.quantity),
-                li.price,
-            )
-            for o, li in line_items
-            if o in order_ids
-        ),
+        ((shop_id, order_ids[o], *_line_item_row(li)) for o, li in line_items if o in order_ids),
     )
     fulfillments_data = _pg_copy_data(
         raw,
         _FULFILLMENT_COPY,
         (
-            (
-                shop_id,
-                order_ids[f.order_platform_id],
-                f.platform_id,
-                f.status[:32],
-                f.shipment_status or "",
-                f.tracking_company[:255],
-                f.tracking_number[:255],
-                f.tracking_url[:2048],
-                f.estimated_delivery_at,
-                f.delivered_at,
-                f.platform_created_at,
-                f.platform_updated_at,
-                now,
-                now,
-            )
+            (shop_id, order_ids[f.order_platform_id], *_fulfillment_row(f), now, now)
             for f in fulfillments
             if f.order_platform_id in order_ids
         ),

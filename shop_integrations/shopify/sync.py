@@ -273,17 +273,20 @@ def resume_stalled() -> int:
 
 
 # --- Celery entry points (thin: ids in) ------------------------------------------------------------------
+# Late ack (a killed worker's job runs again: the jobs resume), retried with backoff while Shopify throttles
+# or is unreachable.
+_SHOPIFY_TASK = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (ShopifyRetryableError,),
+    "retry_backoff": 10,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 20,
+}
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(ShopifyRetryableError,),
-    retry_backoff=10,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=20,
-)
+@shared_task(**_SHOPIFY_TASK)
 def run_sync_job(job_id: int) -> str:
     outcome = sync_job_run(job_id=job_id)
     if outcome == "waiting":
@@ -291,15 +294,7 @@ def run_sync_job(job_id: int) -> str:
     return outcome
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(ShopifyRetryableError,),
-    retry_backoff=10,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=20,
-)
+@shared_task(**_SHOPIFY_TASK)
 def backfill_tracking_history(shop_id: int) -> int:
     """After the orders backfill: the tracking events of the shipments of the last TRACKING_HISTORY_DAYS
     (older ones were delivered long ago; a shipment's later events arrive by webhook). Idempotent."""
