@@ -152,6 +152,11 @@ SORT_COLUMNS = {
 }
 
 
+def _paging(args: dict) -> dict:
+    """The Relay paging arguments of a connection field, as `connection` takes them."""
+    return {key: args.get(key) for key in ("first", "last", "after", "before", "reverse")}
+
+
 def connection(
     info,
     *,
@@ -296,11 +301,7 @@ def customer_object(row) -> dict:
             where="customer_id=?",
             params=[cid],
             build=order_object,
-            first=args.get("first"),
-            last=args.get("last"),
-            after=args.get("after"),
-            before=args.get("before"),
-            reverse=args.get("reverse"),
+            **_paging(args),
             sort_key=args.get("sortKey"),
             query=args.get("query"),
         )
@@ -377,11 +378,7 @@ def order_object(row) -> dict:
             where="order_id=?",
             params=[oid],
             build=lambda r: line_item_object(r, currency, p_currency),
-            first=args.get("first"),
-            last=args.get("last"),
-            after=args.get("after"),
-            before=args.get("before"),
-            reverse=args.get("reverse"),
+            **_paging(args),
         )
 
     def fulfillments(info, first=None, query=None):
@@ -538,11 +535,7 @@ def fulfillment_object(row) -> dict:
             where="fulfillment_id=?",
             params=[fid],
             build=fulfillment_event_object,
-            first=args.get("first"),
-            last=args.get("last"),
-            after=args.get("after"),
-            before=args.get("before"),
-            reverse=args.get("reverse"),
+            **_paging(args),
             sort_key="HAPPENED_AT" if args.get("sortKey") == "HAPPENED_AT" else None,
         )
 
@@ -861,11 +854,7 @@ def install(schema, ds) -> None:
                 where="shop=?",
                 params=[info.context["shop"]],
                 build=lambda row: build(row, info),
-                first=a.get("first"),
-                last=a.get("last"),
-                after=a.get("after"),
-                before=a.get("before"),
-                reverse=a.get("reverse"),
+                **_paging(a),
                 sort_key=a.get("sortKey"),
                 query=a.get("query"),
                 bulk_root=True,
@@ -925,11 +914,7 @@ def install(schema, ds) -> None:
             where=where,
             params=params,
             build=webhook_object,
-            first=a.get("first"),
-            last=a.get("last"),
-            after=a.get("after"),
-            before=a.get("before"),
-            reverse=a.get("reverse"),
+            **_paging(a),
         )
 
     def resolve_code_by_code(_root, info, code):
